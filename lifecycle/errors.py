@@ -1,0 +1,31 @@
+"""Specific exceptions raised by library code; only the CLI and routes turn them into exit codes
+or HTTP statuses."""
+
+
+class LifecycleError(Exception):
+    """Base class: the message is a one-line explanation fit for a user."""
+
+
+class DataSourceError(LifecycleError):
+    """A data source cannot be read or is unfit for training (message names source and cause)."""
+
+    def __init__(self, source: str, cause: str) -> None:
+        self.source = source
+        self.cause = cause
+        super().__init__(f"data source {source!r}: {cause}")
+
+
+class ModelNotReadyError(LifecycleError):
+    """No model can be served (no alias, registry unreachable, load failed)."""
+
+
+class RegistryError(LifecycleError):
+    """A registry operation cannot be carried out (unknown version, no previous alias, ...)."""
+
+
+class InputValidationError(LifecycleError):
+    """Records do not match the model's features; `field` names the offending one."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")

@@ -1,0 +1,134 @@
+"""The one settings object. Every module reads configuration through `get_settings()`.
+
+Values come from the environment, then `.env.local` (the local defaults), then the defaults
+below, which are enough for `make demo` with nothing running beforehand.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, computed_field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Task = Literal["binary", "multiclass", "regression"]
+
+# Metrics where a smaller value is better; every other metric is "higher is better".
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
+
+
+class Settings(BaseSettings):
+    """Configuration for every part of Lifecycle (see the README's settings table)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env.local", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(Path(".mlops"), validation_alias="MLOPS_HOME")
+    mlflow_tracking_uri_override: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    experiment: str = Field("lifecycle", validation_alias="MLOPS_EXPERIMENT")
+    model_name: str = Field("lifecycle-model", validation_alias="MLOPS_MODEL_NAME")
+
+    data_source: str = Field("synthetic:churn", validation_alias="MLOPS_DATA_SOURCE")
+    target: str | None = Field(None, validation_alias="MLOPS_TARGET")
+    task: Task | None = Field(None, validation_alias="MLOPS_TASK")
+    s3_block: str | None = Field(None, validation_alias="MLOPS_S3_BLOCK")
+
+    trials: int = Field(50, ge=1, validation_alias="MLOPS_TRIALS")
+    search_space: str = Field("default", validation_alias="MLOPS_SEARCH_SPACE")
+    seed: int = Field(42, validation_alias="MLOPS_SEED")
+    primary_metric_override: str | None = Field(None, validation_alias="MLOPS_PRIMARY_METRIC")
+    min_metric: float | None = Field(None, validation_alias="MLOPS_MIN_METRIC")
+    max_metric: float | None = Field(None, validation_alias="MLOPS_MAX_METRIC")
+    promotion_tolerance: float | None = Field(None, validation_alias="MLOPS_PROMOTION_TOLERANCE")
+    train_retries: int = Field(1, ge=0, validation_alias="MLOPS_TRAIN_RETRIES")
+    train_timeout_seconds: float = Field(3600, gt=0, validation_alias="MLOPS_TRAIN_TIMEOUT_SECONDS")
+
+    mongo_uri: str = Field("mongodb://127.0.0.1:27017", validation_alias="MONGO_URI")
+    mongo_db: str = Field("lifecycle", validation_alias="MLOPS_MONGO_DB")
+
+    model_alias: str = Field("champion", validation_alias="MLOPS_MODEL_ALIAS")
+    model_poll_seconds: float = Field(30, gt=0, validation_alias="MLOPS_MODEL_POLL_SECONDS")
+    api_key: str | None = Field(None, validation_alias="MLOPS_API_KEY")
+    protect_predict: bool = Field(False, validation_alias="MLOPS_PROTECT_PREDICT")
+    max_batch: int = Field(10_000, ge=1, validation_alias="MLOPS_MAX_BATCH")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="MLOPS_MAX_BODY_BYTES")
+    log_predictions: bool = Field(True, validation_alias="MLOPS_LOG_PREDICTIONS")
+
+    reports_dir_override: Path | None = Field(None, validation_alias="MLOPS_REPORTS_DIR")
+    report_window: str = Field("3h", validation_alias="MLOPS_REPORT_WINDOW")
+    report_min_rows: int = Field(50, ge=1, validation_alias="MLOPS_REPORT_MIN_ROWS")
+    report_min_labelled: int = Field(30, ge=1, validation_alias="MLOPS_REPORT_MIN_LABELLED")
+    report_max_rows: int = Field(50_000, ge=100, validation_alias="MLOPS_REPORT_MAX_ROWS")
+    drift_threshold: float = Field(0.3, ge=0, le=1, validation_alias="MLOPS_DRIFT_THRESHOLD")
+    reports_base_url: str = Field("http://127.0.0.1:8088", validation_alias="MLOPS_REPORTS_URL")
+
+    stale_after_hours: float = Field(36, gt=0, validation_alias="MLOPS_STALE_AFTER_HOURS")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Relative paths are resolved once, so a chdir later (Prefect workers do one) cannot
+        # move the state folder.
+        return value.expanduser().resolve()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """Tracking + registry URI: sqlite under MLOPS_HOME unless MLFLOW_TRACKING_URI is set."""
+        return self.mlflow_tracking_uri_override or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Artifact root for a new experiment; None lets a remote tracking server decide."""
+        if self.mlflow_tracking_uri.startswith(("sqlite:", "file:")) or "://" not in (
+            self.mlflow_tracking_uri
+        ):
+            return self.artifacts_dir.as_uri()
+        return None
+
+    @property
+    def reports_dir(self) -> Path:
+        return (self.reports_dir_override or self.home / "reports").expanduser().resolve()
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    def primary_metric(self, task: Task) -> str:
+        """The metric that ranks trials and gates promotion for `task`."""
+        if self.primary_metric_override:
+            return self.primary_metric_override
+        return "rmse" if task == "regression" else "accuracy"
+
+    def metric_bounds(self, task: Task) -> tuple[float | None, float | None]:
+        """(minimum, maximum) acceptable values of the primary metric: gate and alert bounds.
+
+        For higher-is-better metrics the minimum gates promotion and the maximum flags
+        suspected leakage; for lower-is-better metrics (rmse, mae, log_loss) the maximum gates.
+        """
+        if self.min_metric is not None or self.max_metric is not None:
+            return self.min_metric, self.max_metric
+        if self.primary_metric(task) in LOWER_IS_BETTER:
+            return None, None
+        return 0.70, 0.995
+
+    def tolerance(self, task: Task, champion_value: float) -> float:
+        """How much worse than the champion a candidate may be and still be promoted."""
+        if self.promotion_tolerance is not None:
+            return self.promotion_tolerance
+        if self.primary_metric(task) in LOWER_IS_BETTER:
+            return 0.02 * abs(champion_value)  # 2 % relative: RMSE has the target's units
+        return 0.01
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return Settings()

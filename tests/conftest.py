@@ -1,0 +1,44 @@
+"""Shared fixtures. Server fixtures live in tests/fixtures/ (one module per area)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lifecycle.settings import get_settings
+
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.training",
+    "tests.fixtures.serving",
+    "tests.fixtures.reporting",
+    "tests.fixtures.monitoring",
+    "tests.fixtures.operations",
+]
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh MLOPS_HOME (sqlite MLflow store, artifacts, reports) and fresh settings."""
+    home = tmp_path / "mlops"
+    home.mkdir()
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    for name in ("MLFLOW_TRACKING_URI", "MLOPS_REPORTS_DIR", "MLOPS_DATA_SOURCE", "MLOPS_TARGET",
+                 "MLOPS_TASK", "MLOPS_API_KEY", "MLOPS_SEARCH_SPACE", "MLOPS_TRIALS"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def mongo_db(mongo_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database name of this test's own on the session's MongoDB-wire server."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("MONGO_URI", mongo_server.uri)
+    monkeypatch.setenv("MLOPS_MONGO_DB", name)
+    get_settings.cache_clear()
+    return name
