@@ -87,9 +87,9 @@ def infer_task(labels: pd.Series) -> Task:
     distinct = labels.nunique()
     if pd.api.types.is_float_dtype(labels) and not (labels.dropna() % 1 == 0).all():
         return "regression"
-    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
-        if distinct > MAX_CLASSES:
-            return "regression"
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    if numeric and distinct > MAX_CLASSES:
+        return "regression"
     return "binary" if distinct <= 2 else "multiclass"
 
 
@@ -151,7 +151,9 @@ def _read_bytes(source: str, data: bytes) -> pd.DataFrame:
         raise DataSourceError(
             source, f"unreadable {suffix[1:]} file ({type(exc).__name__}: {exc})"
         ) from None
-    raise DataSourceError(source, f"unreadable format {suffix or '(none)'!r}; expected .csv or .parquet")
+    raise DataSourceError(
+        source, f"unreadable format {suffix or '(none)'!r}; expected .csv or .parquet"
+    )
 
 
 def _s3_bytes(source: str, s3_block: str | None) -> bytes:

@@ -1,9 +1,64 @@
-"""`mlops` commands for this area (filled in by its issue)."""
+"""`mlops train`, `mlops promote`, `mlops rollback`."""
 
 from __future__ import annotations
 
 import typer
 
+from lifecycle.settings import get_settings
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add the training and alias commands to `app`."""
+    app.command()(train)
+    app.command()(promote)
+    app.command()(rollback)
+
+
+def train(
+    trials: int | None = typer.Option(
+        None, "--trials", "-n", min=1, help="hyperopt trials (MLOPS_TRIALS)."
+    ),
+    data: str | None = typer.Option(None, "--data", help="data source (MLOPS_DATA_SOURCE)."),
+    space: str | None = typer.Option(None, "--space", help="search space: default, fast, stump."),
+    seed: int | None = typer.Option(None, "--seed", help="seed for split and search (MLOPS_SEED)."),
+) -> None:
+    """Run the train-model flow: search, register, and gate the champion alias."""
+    from lifecycle.search_space import SPACES
+
+    if space is not None and space not in SPACES:
+        raise typer.BadParameter(f"expected one of {sorted(SPACES)}", param_hint="--space")
+    from flows.train import run_train_flow
+
+    summary = run_train_flow(
+        trials=trials, data_source=data, search_space=space, seed=seed, show_progress=True
+    )
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in summary["test_metrics"].items())
+    typer.echo(f"model {get_settings().model_name} v{summary['version']} -> {summary['alias']}")
+    typer.echo(f"  test: {metrics}")
+    typer.echo(f"  gate: {summary['reason']}")
+    typer.echo(
+        f"  search: {summary['trials']} trials, {summary['search_wall_seconds']:.1f} s "
+        f"({summary['search_fit_seconds']:.1f} s fitting); MLflow run {summary['run_id']}"
+    )
+
+
+def promote(version: str = typer.Argument(..., help="model version to make champion.")) -> None:
+    """Make VERSION the champion; the old champion becomes `previous`."""
+    from lifecycle import registry
+
+    old = registry.promote(version)
+    name = get_settings().model_name
+    suffix = f" (v{old} is now previous)" if old else ""
+    typer.echo(f"model {name}: champion -> v{version}{suffix}")
+
+
+def rollback(
+    version: str | None = typer.Option(
+        None, "--to", help="version to roll back to (default: previous)."
+    ),
+) -> None:
+    """Move champion back to `previous` (or to --to VERSION)."""
+    from lifecycle import registry
+
+    new = registry.rollback(version)
+    typer.echo(f"model {get_settings().model_name}: champion -> v{new}")
