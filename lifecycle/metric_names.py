@@ -1,0 +1,37 @@
+"""Prometheus metric names (DESIGN.md): serving, the exporter, alert rules and dashboards all use
+exactly these, so a rename is one edit here plus the rule and dashboard files."""
+
+from __future__ import annotations
+
+# -- serving (/metrics of the API) ----------------------------------------------------------------
+REQUESTS_TOTAL = "mlops_requests_total"  # counter{endpoint, status}
+REQUEST_LATENCY_SECONDS = "mlops_request_latency_seconds"  # histogram{endpoint}
+PREDICTIONS_TOTAL = "mlops_predictions_total"  # counter{model_version, label}
+MODEL_INFO = "mlops_model_info"  # gauge = 1 {model_name, model_version, alias}
+MODEL_LOADED_TIMESTAMP_SECONDS = "mlops_model_loaded_timestamp_seconds"  # gauge{model_name}
+MODEL_RELOADS_TOTAL = "mlops_model_reloads_total"  # counter{result}
+PREDICTION_LOG_QUEUE = "mlops_prediction_log_queue"  # gauge
+PREDICTION_LOG_SPOOLED = "mlops_prediction_log_spooled"  # gauge
+
+# -- exporter (registry + reports) ----------------------------------------------------------------
+MODEL_LAST_TRAINED_TIMESTAMP_SECONDS = (
+    "mlops_model_last_trained_timestamp_seconds"  # {model_name, alias}
+)
+MODEL_METRIC = "mlops_model_metric"  # {model_name, model_version, metric, dataset}
+DATA_DRIFT_SHARE = "mlops_data_drift_share"  # {model_name}
+REPORT_LAST_TIMESTAMP_SECONDS = "mlops_report_last_timestamp_seconds"  # {model_name}
+
+# Exporter extras: the version each alias points at (value = version number), and the alert
+# thresholds from the settings, exported so the static rule files compare against them.
+MODEL_ALIAS_VERSION = "mlops_model_alias_version"  # {model_name, alias}
+MODEL_METRIC_THRESHOLD = "mlops_model_metric_threshold"  # {model_name, metric, bound=min|max}
+MODEL_STALE_AFTER_SECONDS = "mlops_model_stale_after_seconds"  # {model_name}
+DATA_DRIFT_THRESHOLD = "mlops_data_drift_threshold"  # {model_name}
+REPORT_WINDOW_SECONDS = "mlops_report_window_seconds"  # {model_name}
+
+# Exporter health, one series per source (`registry`, `reports`).
+EXPORTER_SOURCE_UP = "mlops_exporter_source_up"
+EXPORTER_SOURCE_READ_SECONDS = "mlops_exporter_source_read_seconds"
+EXPORTER_SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS = (
+    "mlops_exporter_source_last_success_timestamp_seconds"
+)

@@ -1,0 +1,1 @@
+"""Monitoring: the exporter, Prometheus/Alertmanager/Grafana configuration, staleness guard."""
