@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     reports_base_url: str = Field("http://127.0.0.1:8088", validation_alias="MLOPS_REPORTS_URL")
 
     stale_after_hours: float = Field(36, gt=0, validation_alias="MLOPS_STALE_AFTER_HOURS")
+    # Alert delivery (Alertmanager config and the Prefect staleness guard); unset = not sent.
+    alert_webhook_url: str | None = Field(None, validation_alias="MLOPS_ALERT_WEBHOOK_URL")
+    alert_email_to: str | None = Field(None, validation_alias="MLOPS_ALERT_EMAIL_TO")
+    alert_email_from: str = Field("lifecycle@localhost", validation_alias="MLOPS_ALERT_EMAIL_FROM")
+    smtp_smarthost: str = Field("localhost:25", validation_alias="MLOPS_SMTP_SMARTHOST")
+    smtp_username: str | None = Field(None, validation_alias="MLOPS_SMTP_USERNAME")
+    smtp_password: str | None = Field(None, validation_alias="MLOPS_SMTP_PASSWORD")
 
     @field_validator("home", mode="after")
     @classmethod
