@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     min_metric: float | None = Field(None, validation_alias="MLOPS_MIN_METRIC")
     max_metric: float | None = Field(None, validation_alias="MLOPS_MAX_METRIC")
     promotion_tolerance: float | None = Field(None, validation_alias="MLOPS_PROMOTION_TOLERANCE")
+    load_retries: int = Field(3, ge=0, validation_alias="MLOPS_LOAD_RETRIES")
+    load_retry_delay_seconds: float = Field(
+        5, ge=0, validation_alias="MLOPS_LOAD_RETRY_DELAY_SECONDS"
+    )
     train_retries: int = Field(1, ge=0, validation_alias="MLOPS_TRAIN_RETRIES")
     train_timeout_seconds: float = Field(3600, gt=0, validation_alias="MLOPS_TRAIN_TIMEOUT_SECONDS")
 
@@ -73,6 +77,8 @@ class Settings(BaseSettings):
     smtp_smarthost: str = Field("localhost:25", validation_alias="MLOPS_SMTP_SMARTHOST")
     smtp_username: str | None = Field(None, validation_alias="MLOPS_SMTP_USERNAME")
     smtp_password: str | None = Field(None, validation_alias="MLOPS_SMTP_PASSWORD")
+    # Serving with several workers: prometheus_client's shared-value folder (`mlops serve` sets it).
+    prometheus_multiproc_dir: Path | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,0 +1,57 @@
+"""Route dependencies: the app's parts (holder, logger, store) and the API-key checks."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from lifecycle.settings import Settings
+from serving.errors import ApiError
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a client sent: `X-API-Key: K` or `Authorization: Bearer K`."""
+    headers = request.headers
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return None
+
+
+def check_key(settings: Settings, request: Request) -> None:
+    """401 unless the configured key was presented (no key configured: open)."""
+    expected = settings.api_key
+    if not expected:
+        return
+    key = presented_key(request)
+    if key is None or not secrets.compare_digest(key.encode(), expected.encode()):
+        error = ApiError(
+            401,
+            "missing or wrong API key: send it as X-API-Key or Authorization: Bearer",
+            "X-API-Key",
+            mlflow_format=request.url.path == "/invocations",
+        )
+        error.headers["WWW-Authenticate"] = "Bearer"
+        raise error
+
+
+async def require_admin(request: Request) -> None:
+    """Admin routes (/reload, /feedback) need the key whenever MLOPS_API_KEY is set."""
+    check_key(request.app.state.settings, request)
+
+
+async def require_predict(request: Request) -> None:
+    """Prediction routes need the key only when MLOPS_PROTECT_PREDICT=true."""
+    settings: Settings = request.app.state.settings
+    if settings.protect_predict:
+        check_key(settings, request)
+
+
+AdminKey = Annotated[None, Depends(require_admin)]
+PredictKey = Annotated[None, Depends(require_predict)]

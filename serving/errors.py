@@ -1,0 +1,99 @@
+"""HTTP errors of the API and their JSON bodies.
+
+Our routes answer `{"detail": message, "field": name}`; `/invocations` answers in MLflow's
+scoring-server format (`{"error_code": ..., "message": ...}`) so MLflow clients read our errors
+as they read `mlflow models serve`'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from lifecycle.errors import InputValidationError, ModelNotReadyError
+
+JSON = "application/json"
+
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    422: "BAD_REQUEST",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, raised from a route and rendered by `install_handlers`."""
+
+    def __init__(
+        self, status: int, detail: str, field: str | None = None, mlflow_format: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.mlflow_format = mlflow_format
+        self.headers: dict[str, str] = {}
+
+
+def json_response(
+    content: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """orjson-encoded JSON (numpy arrays and datetimes included)."""
+    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+def render(exc: ApiError) -> Response:
+    if exc.mlflow_format:
+        body: dict[str, Any] = {
+            "error_code": _MLFLOW_CODES.get(exc.status, "BAD_REQUEST"),
+            "message": exc.detail,
+        }
+    else:
+        body = {"detail": exc.detail}
+        if exc.field is not None:
+            body["field"] = exc.field
+    return json_response(body, exc.status, exc.headers or None)
+
+
+def from_validation(exc: InputValidationError, mlflow_format: bool = False) -> ApiError:
+    # 400 for MLflow clients (as `mlflow models serve`), 422 for our own routes
+    return ApiError(400 if mlflow_format else 422, str(exc), exc.field, mlflow_format)
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return render(exc)
+
+    async def not_ready(request: Request, exc: Exception) -> Response:
+        mlflow_format = request.url.path == "/invocations"
+        return render(ApiError(503, f"no model is being served: {exc}", None, mlflow_format))
+
+    async def request_validation(request: Request, exc: Exception) -> Response:
+        # FastAPI's own body/parameter validation (pydantic routes): name the field first.
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        message = f"{field}: {first.get('msg', 'invalid')}"
+        return json_response(
+            {
+                "detail": message,
+                "field": field,
+                "errors": orjson.loads(orjson.dumps(errors, default=str)),
+            },
+            422,
+        )
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(ModelNotReadyError, not_ready)
+    app.add_exception_handler(RequestValidationError, request_validation)

@@ -1,0 +1,241 @@
+"""The model holder: which model version is served, and the watcher that swaps it.
+
+`ModelHolder.check()` resolves `models:/NAME@ALIAS`; on a new version it loads it (in a worker
+thread, off the request path), smoke-tests it on its logged input example and swaps it in with
+one reference assignment, so a request sees either the old model or the new one, never a mix.
+A version that fails to load or predict is refused (counted, logged) and the old one keeps
+serving; the refusal is remembered so the watcher does not retry the same broken version on
+every poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from lifecycle.errors import ModelNotReadyError
+from lifecycle.model import Predictor
+from lifecycle.settings import Settings
+from serving.metrics import ServingMetrics
+from serving.validation import RecordValidator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded, smoke-tested model version and what the API says about it."""
+
+    name: str
+    version: str
+    alias: str
+    predictor: Predictor
+    validator: RecordValidator
+    loaded_at: datetime
+    trained_at: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    example: list[dict[str, Any]] = field(default_factory=list)
+    class_keys: tuple[str, ...] = ()
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.predictor.spec.is_classifier
+
+    def predict(self, matrix: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
+        """Fast path: booster.inplace_predict on the validated matrix, decoded to labels."""
+        return self.predictor.predict_matrix(matrix)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "alias": self.alias,
+            "loaded_at": self.loaded_at.isoformat(),
+            "trained_at": self.trained_at,
+            "task": self.predictor.spec.task,
+            "features": self.predictor.spec.names,
+            "classes": list(self.predictor.spec.classes),
+            "metrics": self.metrics,
+            "run_id": self.run_id,
+        }
+
+
+class ModelHolder:
+    """Holds the served model and keeps it in step with the registry alias."""
+
+    def __init__(self, settings: Settings, metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.current: LoadedModel | None = None
+        self.reason = "the model is loading"
+        self.last_check: datetime | None = None
+        self._refused: set[str] = set()
+        self._lock = threading.Lock()  # one check at a time (watcher vs. POST /reload)
+
+    def require(self) -> LoadedModel:
+        model = self.current
+        if model is None:
+            raise ModelNotReadyError(self.reason)
+        return model
+
+    # -- registry -------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        from mlflow import MlflowClient
+
+        uri = self.settings.mlflow_tracking_uri
+        return MlflowClient(uri, uri)
+
+    def check(self, force: bool = False) -> str:
+        """Resolve the alias and swap if it moved. Returns what happened, in one word.
+
+        `force` retries a version refused before (POST /reload after fixing the registry).
+        """
+        from mlflow.exceptions import MlflowException
+
+        name, alias = self.settings.model_name, self.settings.model_alias
+        with self._lock:
+            self.last_check = datetime.now(UTC)
+            try:
+                version = self._client().get_model_version_by_alias(name, alias)
+            except MlflowException as exc:
+                if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                    return self._unavailable(f"no model version has alias {name}@{alias} yet")
+                return self._unavailable(f"registry error: {_one_line(exc)}")
+            except Exception as exc:  # connection refused, DNS, timeouts: registry unreachable
+                return self._unavailable(f"registry unreachable: {_one_line(exc)}")
+            current = self.current
+            if current is not None and current.version == str(version.version):
+                return "unchanged"
+            if str(version.version) in self._refused and not force:
+                return "refused"
+            try:
+                loaded = self._load(version)
+            except Exception as exc:  # any load/predict failure refuses the version
+                self._refused.add(str(version.version))
+                self.metrics.reloads.labels(result="failure").inc()
+                log.error(
+                    "refused %s version %s: %s (still serving %s)",
+                    name,
+                    version.version,
+                    _one_line(exc),
+                    f"version {current.version}" if current else "nothing",
+                )
+                if current is None:
+                    self.reason = (
+                        f"version {version.version} of {name} failed to load: {_one_line(exc)}"
+                    )
+                return "failed"
+            self._refused.discard(loaded.version)
+            self.current = loaded  # the swap: one reference assignment
+            self.metrics.reloads.labels(result="success").inc()
+            self.metrics.set_model(name, loaded.version, alias, loaded.loaded_at.timestamp())
+            log.warning(
+                "serving %s version %s (was %s)",
+                name,
+                loaded.version,
+                current.version if current else "nothing",
+            )
+            return "swapped"
+
+    def _unavailable(self, reason: str) -> str:
+        if self.current is None:
+            self.reason = reason
+        else:  # keep serving what we have; the registry may come back
+            log.warning("%s; still serving version %s", reason, self.current.version)
+        return "unavailable"
+
+    def _load(self, version: Any) -> LoadedModel:
+        """Download, load, smoke-test: raises on any problem, leaving the holder untouched."""
+        import mlflow
+        import mlflow.artifacts
+        import mlflow.pyfunc
+
+        from lifecycle.registry import describe
+
+        t0 = time.perf_counter()
+        uri = self.settings.mlflow_tracking_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                f"models:/{version.name}/{version.version}", dst_path=tmp
+            )
+            pyfunc_model = mlflow.pyfunc.load_model(local)
+            predictor = Predictor.from_pyfunc(pyfunc_model)
+            example_frame = pyfunc_model.metadata.load_input_example(local)
+        validator = RecordValidator(predictor.spec, pyfunc_model.metadata.get_input_schema())
+        example: list[dict[str, Any]] = []
+        if example_frame is not None:
+            example = example_frame.to_dict(orient="records")
+            self._smoke_test(predictor, validator, pyfunc_model, example_frame, example)
+        info = describe(version)
+        spec = predictor.spec
+        loaded = LoadedModel(
+            name=version.name,
+            version=str(version.version),
+            alias=self.settings.model_alias,
+            predictor=predictor,
+            validator=validator,
+            loaded_at=datetime.now(UTC),
+            trained_at=info.get("trained_at"),
+            metrics=info.get("metrics", {}),
+            run_id=info.get("run_id"),
+            example=example,
+            class_keys=tuple(str(c) for c in spec.classes),
+        )
+        log.info("loaded version %s in %.2fs", loaded.version, time.perf_counter() - t0)
+        return loaded
+
+    @staticmethod
+    def _smoke_test(
+        predictor: Predictor,
+        validator: RecordValidator,
+        pyfunc_model: Any,
+        frame: Any,
+        records: list[dict[str, Any]],
+    ) -> None:
+        """The fast path must answer the logged example exactly as the pyfunc does."""
+        matrix = validator.encode(records, max_batch=len(records) or 1)
+        labels, _ = predictor.predict_matrix(matrix)
+        expected = list(np.asarray(pyfunc_model.predict(frame)).tolist())
+        if labels != expected:
+            raise ModelNotReadyError(
+                f"smoke test failed: fast path {labels[:5]} != pyfunc {expected[:5]}"
+            )
+
+    # -- watcher --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """First load with backoff (tenacity), then poll the alias every poll interval."""
+        poll = self.settings.model_poll_seconds
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=min(poll, 30.0)),
+            retry=retry_if_exception_type(ModelNotReadyError),
+            before_sleep=lambda state: log.warning(
+                "no model yet (%s); retrying in %.1fs", self.reason, state.upcoming_sleep
+            ),
+        )
+        async for attempt in retrying:
+            with attempt:
+                await asyncio.to_thread(self.check)
+                self.require()
+        while True:
+            await asyncio.sleep(poll)
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception:  # the watcher must outlive any surprise; the next poll retries
+                log.exception("model check failed")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,279 @@
+"""The prediction log: documents go to MongoDB off the request path and are never lost.
+
+Requests hand documents to a bounded in-memory queue; one writer thread drains it in batches with
+`insert_many`. When MongoDB is unreachable (or the queue is full) documents are appended to a
+spool file (JSON lines) under MLOPS_HOME/spool; once MongoDB answers again the spool is replayed.
+Replays are idempotent because each document's `_id` is its prediction id and the store skips ids
+it already holds, so a batch that half-reached MongoDB before a failure is not duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pymongo.errors import PyMongoError
+
+from lifecycle.store import PredictionStore
+
+log = logging.getLogger(__name__)
+
+SPOOL_PREFIX = "predictions-"
+REPLAY_CHUNK = 1000
+
+
+class PredictionLogger:
+    """Bounded queue → batched inserts, with an append-only spool while MongoDB is down."""
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        spool_dir: Path,
+        *,
+        max_queue: int = 100_000,
+        batch_size: int = 1000,
+        flush_seconds: float = 0.05,
+        retry_seconds: float = 1.0,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.spool_dir = spool_dir
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
+        self.on_change = on_change or (lambda queued, spooled: None)
+        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._queued = 0  # documents in the queue (SimpleQueue holds lists of documents)
+        self._spooled = 0  # documents in spool files, not yet replayed
+        self._lock = threading.Lock()  # guards counters, the spool file and `_unwritten`
+        self._unwritten: set[str] = set()  # ids accepted but not yet confirmed in MongoDB
+        self._spool_path = spool_dir / f"{SPOOL_PREFIX}{os.getpid()}.jsonl"
+        self._spool_file: Any = None
+        self._mongo_up = True
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- request side ---------------------------------------------------------------------------
+    def log(self, documents: list[dict[str, Any]]) -> None:
+        """Accept documents for writing; never blocks on MongoDB."""
+        with self._lock:
+            self._unwritten.update(d["_id"] for d in documents)
+            full = self._queued + len(documents) > self.max_queue
+            if not full:
+                self._queued += len(documents)
+        if full:  # overload: straight to disk rather than dropping or blocking on the queue
+            self._spool(documents)
+        else:
+            self._queue.put(documents)
+
+    def pending(self, ids: set[str]) -> set[str]:
+        """Which of `ids` were accepted but are not in MongoDB yet (queued or spooled)."""
+        with self._lock:
+            return ids & self._unwritten
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    @property
+    def spooled(self) -> int:
+        return self._spooled
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._adopt_orphans()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush: write (or spool) everything queued, then stop the writer."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+        with self._lock:
+            if self._spool_file is not None:
+                self._spool_file.close()
+                self._spool_file = None
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the queue is empty and nothing is spooled (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queued == 0 and self._spooled == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- writer thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        last_probe = 0.0
+        while True:
+            batch, stop = self._next_batch()
+            if batch:
+                self._write(batch)
+            now = time.monotonic()
+            if self._spooled and now - last_probe >= self.retry_seconds:
+                last_probe = now
+                self._replay()
+            if stop:
+                break
+        if self._spooled:
+            self._replay()
+
+    def _next_batch(self) -> tuple[list[dict[str, Any]], bool]:
+        batch: list[dict[str, Any]] = []
+        try:
+            item = self._queue.get(timeout=self.retry_seconds if self._spooled else 0.5)
+        except queue.Empty:
+            return batch, self._stopping.is_set()
+        if item is None:
+            stop = True
+        else:
+            batch.extend(item)
+            stop = False
+        # Coalesce what is already waiting, up to one batch, without waiting long.
+        deadline = time.monotonic() + self.flush_seconds
+        while len(batch) < self.batch_size and not stop:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+            else:
+                batch.extend(item)
+        with self._lock:
+            self._queued -= len(batch)
+        self._notify()
+        return batch, stop
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if not self._mongo_up:
+            self._spool(batch)
+            return
+        try:
+            self.store.insert_predictions(batch)
+        except PyMongoError as exc:
+            log.warning("MongoDB unreachable (%s); spooling %d predictions", exc, len(batch))
+            self._mongo_up = False
+            self._spool(batch)
+            return
+        self._confirm(batch)
+
+    def _confirm(self, batch: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._unwritten.difference_update(d["_id"] for d in batch)
+
+    # -- spool ----------------------------------------------------------------------------------
+    def _spool(self, documents: list[dict[str, Any]]) -> None:
+        data = b"".join(orjson.dumps(d) + b"\n" for d in documents)
+        with self._lock:
+            if self._spool_file is None:
+                self._spool_file = open(self._spool_path, "ab")  # noqa: SIM115 (kept open)
+            self._spool_file.write(data)
+            self._spool_file.flush()
+            self._spooled += len(documents)
+        self._notify()
+
+    def _replay(self) -> None:
+        """MongoDB back? Move the spool aside (new documents start a new file) and replay it."""
+        if not self.store.ping():
+            return
+        self._mongo_up = True
+        with self._lock:
+            if self._spool_file is not None:
+                self._spool_file.close()
+                self._spool_file = None
+            if self._spool_path.exists():
+                self._spool_path.rename(self._claimed_name(self._spool_path))
+        for path in sorted(self.spool_dir.glob(f"{SPOOL_PREFIX}*.replay-{os.getpid()}")):
+            if not self._replay_file(path):
+                self._mongo_up = False
+                return
+        log.info("prediction spool replayed")
+
+    def _replay_file(self, path: Path) -> bool:
+        for chunk in _read_spool(path):
+            try:
+                self.store.insert_predictions(chunk)
+            except PyMongoError as exc:
+                log.warning("spool replay of %s stopped (%s); will retry", path.name, exc)
+                return False
+            self._confirm(chunk)
+            with self._lock:
+                self._spooled = max(0, self._spooled - len(chunk))
+            self._notify()
+        path.unlink()
+        return True
+
+    def _claimed_name(self, path: Path) -> Path:
+        return path.with_name(f"{path.name}.{time.time_ns()}.replay-{os.getpid()}")
+
+    def _adopt_orphans(self) -> None:
+        """Spool files left by processes that are gone (crash, older run) become ours."""
+        for path in self.spool_dir.glob(f"{SPOOL_PREFIX}*"):
+            owner = _owner_pid(path)
+            if owner == os.getpid() or (owner is not None and _alive(owner)):
+                continue
+            claimed = self._claimed_name(path)
+            try:
+                path.rename(claimed)
+            except OSError:  # another worker claimed it first
+                continue
+            count = sum(len(c) for c in _read_spool(claimed))
+            with self._lock:
+                self._spooled += count
+        self._notify()
+
+    def _notify(self) -> None:
+        self.on_change(self._queued, self._spooled)
+
+
+def _read_spool(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """Documents of a spool file in chunks; a torn last line (crash mid-write) is skipped."""
+    chunk: list[dict[str, Any]] = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("skipping a torn line in %s", path.name)
+                continue
+            doc["ts"] = datetime.fromisoformat(doc["ts"])
+            chunk.append(doc)
+            if len(chunk) >= REPLAY_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _owner_pid(path: Path) -> int | None:
+    # predictions-<pid>.jsonl or predictions-<pid>.jsonl.<ns>.replay-<pid2>: the last pid owns it
+    name = path.name
+    tail = name.rsplit("replay-", 1)[1] if "replay-" in name else name[len(SPOOL_PREFIX) :]
+    digits = tail.split(".", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -1,0 +1,142 @@
+"""The API's Prometheus metrics (names from `lifecycle.metric_names`, as DESIGN.md lists them).
+
+Each app owns its metrics in its own registry, so several apps (tests) never collide. With
+several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR (`mlops serve --workers N` does): values
+then live in shared files and /metrics sums the workers through a MultiProcessCollector.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from lifecycle import metric_names as names
+
+# Tuned for a fast API: most one-row requests take 1-5 ms, batches up to seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServingMetrics:
+    """Counters, histograms and gauges of one app."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, multiproc_dir: Path | None = None) -> None:
+        self.multiproc_dir = multiproc_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.requests = Counter(
+            names.REQUESTS_TOTAL,
+            "HTTP requests by route and status.",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            names.REQUEST_LATENCY_SECONDS,
+            "Request latency by route.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.predictions = Counter(
+            names.PREDICTIONS_TOTAL,
+            "Predicted rows by model version and label.",
+            ["model_version", "label"],
+            registry=reg,
+        )
+        self.model_info = Gauge(
+            names.MODEL_INFO,
+            "The model being served (value 1).",
+            ["model_name", "model_version", "alias"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.model_loaded = Gauge(
+            names.MODEL_LOADED_TIMESTAMP_SECONDS,
+            "When the served model was loaded (Unix time).",
+            ["model_name"],
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.reloads = Counter(
+            names.MODEL_RELOADS_TOTAL, "Model loads by result.", ["result"], registry=reg
+        )
+        self.log_queue = Gauge(
+            names.PREDICTION_LOG_QUEUE,
+            "Prediction log documents waiting in memory.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.log_spooled = Gauge(
+            names.PREDICTION_LOG_SPOOLED,
+            "Prediction log documents in the spool file, waiting for MongoDB.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        for result in ("success", "failure"):
+            self.reloads.labels(result=result)
+        # Pre-bound children keep the per-request cost to one dict lookup.
+        self._request_children: dict[tuple[str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._prediction_children: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        child = self._request_children.get((endpoint, status))
+        if child is None:
+            child = self.requests.labels(endpoint=endpoint, status=str(status))
+            self._request_children[(endpoint, status)] = child
+        child.inc()
+        hist = self._latency_children.get(endpoint)
+        if hist is None:
+            hist = self._latency_children[endpoint] = self.latency.labels(endpoint=endpoint)
+        hist.observe(seconds)
+
+    def count_predictions(self, version: str, labels: list[Any] | None, rows: int) -> None:
+        """Count rows per predicted label (regression: label "" is left out, per DESIGN.md)."""
+        if labels is None:
+            self._prediction_child(version, "").inc(rows)
+            return
+        if len(labels) == 1:
+            self._prediction_child(version, str(labels[0])).inc()
+            return
+        for label, n in Tally(map(str, labels)).items():
+            self._prediction_child(version, label).inc(n)
+
+    def _prediction_child(self, version: str, label: str) -> Any:
+        child = self._prediction_children.get((version, label))
+        if child is None:
+            child = self.predictions.labels(model_version=version, label=label)
+            self._prediction_children[(version, label)] = child
+        return child
+
+    def set_model(self, name: str, version: str, alias: str, loaded_at: float) -> None:
+        """Point `mlops_model_info` at the new version (the old label set is dropped)."""
+        for labels in list(self._model_labels()):
+            if labels != (name, version, alias):
+                self.model_info.labels(*labels).set(0)
+                if self.multiproc_dir is None:
+                    self.model_info.remove(*labels)
+        self.model_info.labels(name, version, alias).set(1)
+        self.model_loaded.labels(model_name=name).set(loaded_at)
+
+    def _model_labels(self) -> list[tuple[str, ...]]:
+        return [tuple(s.labels.values()) for m in self.model_info.collect() for s in m.samples]
+
+    def exposition(self) -> bytes:
+        if self.multiproc_dir is not None:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(self.multiproc_dir))
+            return generate_latest(registry)
+        return generate_latest(self.registry)

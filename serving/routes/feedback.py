@@ -1,0 +1,70 @@
+"""POST /feedback: ground truth for earlier predictions (idempotent upsert)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pymongo.errors import PyMongoError
+
+from serving.deps import AdminKey
+from serving.errors import ApiError
+from serving.schemas import Feedback, FeedbackAnswer
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post("/feedback", response_model=FeedbackAnswer)
+async def feedback(
+    request: Request, body: Feedback | list[Feedback], _: AdminKey
+) -> FeedbackAnswer:
+    """Store `actual` for one or many prediction ids; unknown ids get 404, repeats change nothing."""
+    items = body if isinstance(body, list) else [body]
+    state = request.app.state
+    if not items:
+        raise ApiError(422, "body: empty list; send at least one {prediction_id, actual}", "body")
+    if len(items) > state.settings.max_batch:
+        raise ApiError(
+            422,
+            f"body: {len(items)} labels is over the limit of {state.settings.max_batch}",
+            "body",
+        )
+    labels = {item.prediction_id: _check_label(request, item) for item in items}
+    try:
+        stored = await asyncio.to_thread(_store, state, labels)
+    except PyMongoError as exc:
+        raise ApiError(503, f"MongoDB is unreachable, retry later ({type(exc).__name__})") from None
+    return FeedbackAnswer(received=len(items), stored=stored)
+
+
+def _check_label(request: Request, item: Feedback) -> Any:
+    """For a classifier, `actual` must be one of the model's classes (given as value or text)."""
+    model = request.app.state.holder.current
+    if model is None or not model.is_classifier:
+        if model is not None and (isinstance(item.actual, (str, bool))):
+            raise ApiError(422, f"actual: expected a number; got {item.actual!r}", "actual")
+        return item.actual
+    for cls in model.predictor.spec.classes:
+        if item.actual == cls or str(item.actual) == str(cls):
+            if isinstance(item.actual, bool) and not isinstance(cls, bool):
+                break
+            return cls
+    raise ApiError(
+        422,
+        f"actual: {item.actual!r} is not a class of this model; expected one of "
+        f"{list(model.predictor.spec.classes)}",
+        "actual",
+    )
+
+
+def _store(state: Any, labels: dict[str, Any]) -> int:
+    ids = set(labels)
+    known = state.store.known_prediction_ids(ids)
+    missing = ids - known
+    if missing and state.logger is not None:
+        missing -= state.logger.pending(missing)  # accepted, still queued or spooled
+    if missing:
+        shown = sorted(missing)[:5]
+        raise ApiError(404, f"prediction_id: unknown prediction id(s) {shown}", "prediction_id")
+    return state.store.upsert_feedback(labels)

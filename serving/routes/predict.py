@@ -1,0 +1,308 @@
+"""Prediction routes: our /predict, MLflow's /invocations and KServe v1's :predict.
+
+The request body is read raw and parsed with orjson, then validated and encoded in one pass by
+the model's `RecordValidator`: no pydantic model per record and no pandas on the hot path (the
+OpenAPI schema still describes the records, see `serving.schemas`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from lifecycle.errors import InputValidationError
+from serving.deps import PredictKey
+from serving.errors import ApiError, from_validation, json_response
+from serving.holder import LoadedModel
+from serving.schemas import INVOCATIONS_BODY, KSERVE_BODY, PREDICT_BODY
+
+router = APIRouter(tags=["predictions"])
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+# Above this many rows, prediction runs in a worker thread (XGBoost releases the GIL) so one big
+# batch does not hold up the small requests behind it.
+THREAD_ROWS = 256
+
+
+async def read_body(request: Request, mlflow_format: bool = False) -> bytes:
+    """The raw body, refusing more than MLOPS_MAX_BODY_BYTES before reading it all."""
+    limit = request.app.state.settings.max_body_bytes
+    length = request.headers.get("content-length")
+    too_big = ApiError(
+        413, f"body: request body is over the limit of {limit} bytes", "body", mlflow_format
+    )
+    if length is not None:
+        if length.isdigit() and int(length) > limit:
+            raise too_big
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> tuple[str, dict[str, str]]:
+    raw = request.headers.get("content-type", "")
+    parts = [p.strip() for p in raw.split(";")]
+    params = {}
+    for p in parts[1:]:
+        key, _, value = p.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"')
+    return parts[0].lower(), params
+
+
+def parse_json(body: bytes, mlflow_format: bool = False) -> Any:
+    if not body:
+        raise ApiError(400, "body: empty request body; expected JSON", "body", mlflow_format)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body: not valid JSON ({exc})", "body", mlflow_format) from None
+
+
+def require_json(request: Request, mlflow_format: bool = False) -> None:
+    kind, _ = media_type(request)
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise ApiError(
+            415,
+            f"content-type: expected application/json, got {kind or 'nothing'!r}",
+            "content-type",
+            mlflow_format,
+        )
+
+
+async def predict_records(
+    request: Request, records: list[Any], endpoint: str, mlflow_format: bool = False
+) -> tuple[LoadedModel, list[Any], Any, list[str]]:
+    """Validate → predict → count → log. Returns (model, labels, probabilities, ids)."""
+    t0 = time.perf_counter()
+    state = request.app.state
+    model = state.holder.require()
+    try:
+        if len(records) > THREAD_ROWS:
+            matrix = await asyncio.to_thread(
+                model.validator.encode, records, state.settings.max_batch
+            )
+            labels, proba = await asyncio.to_thread(model.predict, matrix)
+        else:
+            matrix = model.validator.encode(records, state.settings.max_batch)
+            labels, proba = model.predict(matrix)
+    except InputValidationError as exc:
+        raise from_validation(exc, mlflow_format) from None
+    n = len(labels)
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    state.metrics.count_predictions(model.version, labels if model.is_classifier else None, n)
+    if state.logger is not None:
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        request_id = request.headers.get("x-request-id") or ids[0]
+        ts = datetime.now(UTC)
+        keys = model.class_keys
+        probs = proba.tolist() if proba is not None else None
+        state.logger.log(
+            [
+                {
+                    "_id": ids[i],
+                    "ts": ts,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "features": records[i],
+                    "prediction": labels[i],
+                    "probabilities": dict(zip(keys, probs[i], strict=True)) if probs else None,
+                    "latency_ms": latency_ms,
+                    "request_id": request_id,
+                    "endpoint": endpoint,
+                }
+                for i in range(n)
+            ]
+        )
+    return model, labels, proba, ids
+
+
+@router.post("/predict", openapi_extra=PREDICT_BODY, summary="Predict one record or a list")
+async def predict(request: Request, _: PredictKey) -> Response:
+    """Predictions, class probabilities and one prediction id per row."""
+    require_json(request)
+    payload = parse_json(await read_body(request))
+    if isinstance(payload, dict):
+        records = [payload]
+    elif isinstance(payload, list):
+        records = payload
+    else:
+        raise ApiError(422, "body: expected a record (object) or a list of records", "body")
+    model, labels, proba, ids = await predict_records(request, records, "/predict")
+    body: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "predictions": labels,
+        "prediction_ids": ids,
+    }
+    if proba is not None:
+        keys = model.class_keys
+        body["probabilities"] = [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+    return json_response(body, headers={"X-Model-Version": model.version})
+
+
+@router.post("/invocations", openapi_extra=INVOCATIONS_BODY, summary="MLflow scoring protocol")
+async def invocations(request: Request, _: PredictKey) -> Response:
+    """As `mlflow models serve`: four JSON formats or CSV in, `{"predictions": [...]}` out."""
+    kind, params = media_type(request)
+    if params.get("charset", "utf-8").lower() != "utf-8":
+        raise ApiError(415, "content-type: the scoring server only supports UTF-8", "charset", True)
+    body = await read_body(request, mlflow_format=True)
+    want_proba = False
+    if kind == "text/csv":
+        model = request.app.state.holder.require()
+        records = parse_csv(body, model)
+    elif kind == "application/json":
+        payload = parse_json(body, mlflow_format=True)
+        model = request.app.state.holder.require()
+        records, options = mlflow_records(payload, model)
+        want_proba = bool(options.get("probabilities"))
+    else:
+        raise ApiError(
+            415,
+            "content-type: this predictor only supports application/json and text/csv;"
+            f" got {kind or 'nothing'!r}",
+            "content-type",
+            True,
+        )
+    model, labels, proba, _ids = await predict_records(request, records, "/invocations", True)
+    if want_proba and proba is not None:
+        keys = model.class_keys
+        predictions: Any = [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+    else:
+        predictions = labels
+    return json_response({"predictions": predictions}, headers={"X-Model-Version": model.version})
+
+
+@router.post("/v1/models/{name}:predict", openapi_extra=KSERVE_BODY, summary="KServe v1 predict")
+async def kserve_predict(request: Request, name: str, _: PredictKey) -> Response:
+    """KServe v1 protocol: `{"instances": [...]}` in, `{"predictions": [...]}` out."""
+    model = request.app.state.holder.require()
+    if name != model.name:
+        raise ApiError(
+            404, f"name: no model named {name!r}; this server has {model.name!r}", "name"
+        )
+    require_json(request)
+    payload = parse_json(await read_body(request))
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise ApiError(422, 'instances: expected {"instances": [records]}', "instances")
+    instances = payload["instances"]
+    if not isinstance(instances, list):
+        raise ApiError(422, "instances: expected a list of records", "instances")
+    model, labels, _proba, _ids = await predict_records(request, instances, "/v1/models:predict")
+    return json_response({"predictions": labels}, headers={"X-Model-Version": model.version})
+
+
+# -- MLflow input formats -------------------------------------------------------------------------
+def mlflow_records(payload: Any, model: LoadedModel) -> tuple[list[Any], dict[str, Any]]:
+    """One of MLflow's four JSON input formats → records, plus the optional `params`."""
+    if not isinstance(payload, dict):
+        raise ApiError(
+            400,
+            f"body: the input must be a JSON object with exactly one of {list(MLFLOW_FORMATS)}",
+            "body",
+            True,
+        )
+    present = [k for k in MLFLOW_FORMATS if k in payload]
+    if len(present) != 1:
+        raise ApiError(
+            400,
+            f"body: the input must have exactly one of the fields {list(MLFLOW_FORMATS)};"
+            f" got {sorted(map(str, payload))[:10]}",
+            "body",
+            True,
+        )
+    fmt = present[0]
+    params = payload.get("params") or {}
+    if not isinstance(params, dict):
+        raise ApiError(400, "params: expected an object", "params", True)
+    data = payload[fmt]
+    validator = model.validator
+    try:
+        if fmt == "dataframe_split":
+            records = validator.split_to_records(data, fmt)
+        elif fmt == "dataframe_records":
+            if not isinstance(data, list):
+                raise InputValidationError(fmt, "expected a list of records")
+            records = data
+        elif isinstance(data, dict):  # instances / inputs, column-oriented
+            records = validator.columns_to_records(data, fmt)
+        elif isinstance(data, list):
+            records = data
+        else:
+            raise InputValidationError(fmt, "expected a list of records or an object of columns")
+    except InputValidationError as exc:
+        raise from_validation(exc, mlflow_format=True) from None
+    return records, params
+
+
+def parse_csv(body: bytes, model: LoadedModel) -> list[dict[str, Any]]:
+    """CSV with a header row → records typed by the model's features (no pandas)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "body: CSV must be UTF-8 text", "body", True) from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not rows[0]:
+        raise ApiError(400, "body: empty CSV; expected a header row and data rows", "body", True)
+    header = rows[0]
+    # `DataFrame.to_csv()` with its index writes an unnamed first column: skip it, as the model
+    # never sees it through `mlflow models serve` either.
+    skip_first = header[0] == ""
+    names = header[1:] if skip_first else header
+    kinds = {c.name: c.kind for c in model.validator.columns}
+    records = []
+    for i, row in enumerate(rows[1:], start=1):
+        if not row:
+            continue
+        values = row[1:] if skip_first else row
+        if len(values) != len(names):
+            raise ApiError(
+                400,
+                f"body: CSV line {i + 1} has {len(values)} values for {len(names)} columns",
+                "body",
+                True,
+            )
+        records.append(
+            {
+                name: _csv_value(name, kinds.get(name), v)
+                for name, v in zip(names, values, strict=True)
+            }
+        )
+    return records
+
+
+def _csv_value(name: str, kind: str | None, text: str) -> Any:
+    if text == "":
+        return None
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                raise ApiError(
+                    400, f"{name}: expected an integer; got {text[:40]!r}", name, True
+                ) from None
+    if kind == "numeric":
+        try:
+            return float(text)
+        except ValueError:
+            raise ApiError(
+                400, f"{name}: expected a number; got {text[:40]!r}", name, True
+            ) from None
+    return text
