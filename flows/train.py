@@ -13,10 +13,17 @@ from prefect.tasks import exponential_backoff
 
 from lifecycle import training
 from lifecycle.data import Dataset, load_dataset
+from lifecycle.errors import DataSourceError
 from lifecycle.model import FeatureSpec
 from lifecycle.registry import GateDecision
 from lifecycle.search_space import get_space
 from lifecycle.settings import Settings, get_settings
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry network-ish failures; a missing file or a bad column fails at once."""
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, DataSourceError) or exc.transient
 
 
 # Tasks pass DataFrames around: hashing them for cache keys would cost more than the work.
@@ -24,6 +31,7 @@ from lifecycle.settings import Settings, get_settings
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_jitter_factor=0.5,
+    retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
 def load_data(source: str, settings: Settings) -> Dataset:
@@ -121,7 +129,11 @@ def train_model(
     seed = settings.seed if seed is None else seed
     logger = get_run_logger()
 
-    dataset = load_data(source, settings)
+    loader = load_data.with_options(
+        retries=settings.load_retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.load_retry_delay_seconds),
+    )
+    dataset = loader(source, settings)
     logger.info(
         "loaded %s: %d rows, target %r (%s)",
         source,

@@ -178,4 +178,8 @@ def _s3_bytes(source: str, s3_block: str | None) -> bytes:
         raise
     except Exception as exc:  # botocore errors are many; the user needs the bucket and cause
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataSourceError(source, f"unreachable bucket or key ({cause})") from None
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        permanent = code in {"NoSuchKey", "NoSuchBucket", "404", "403", "AccessDenied"}
+        raise DataSourceError(
+            source, f"unreachable bucket or key ({cause})", transient=not permanent
+        ) from None

@@ -9,9 +9,11 @@ class LifecycleError(Exception):
 class DataSourceError(LifecycleError):
     """A data source cannot be read or is unfit for training (message names source and cause)."""
 
-    def __init__(self, source: str, cause: str) -> None:
+    def __init__(self, source: str, cause: str, *, transient: bool = False) -> None:
         self.source = source
         self.cause = cause
+        # Transient failures (network, throttling) are worth a retry; a missing file is not.
+        self.transient = transient
         super().__init__(f"data source {source!r}: {cause}")
 
 

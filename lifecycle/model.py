@@ -149,7 +149,7 @@ class FeatureSpec:
         if self.task == "binary":
             proba = np.column_stack([1.0 - raw, raw])
         else:
-            proba = raw.reshape(len(raw), len(self.classes))
+            proba = raw.reshape(-1, len(self.classes))  # softprob: (rows, classes)
         idx = proba.argmax(axis=1)
         return [self.classes[i] for i in idx], proba
 

@@ -55,7 +55,7 @@ def aliases(settings: Settings | None = None) -> dict[str, str]:
         model = client(settings).get_registered_model(settings.model_name)
     except MlflowException:
         return {}
-    return dict(model.aliases)
+    return {alias: str(version) for alias, version in model.aliases.items()}
 
 
 def version_metric(version: ModelVersion, metric: str) -> float | None:
@@ -145,14 +145,16 @@ def promote(version: str | int, settings: Settings | None = None) -> str | None:
     target = get_version(version, settings)
     current = version_by_alias(CHAMPION, settings)
     mlflow_client = client(settings)
-    if current is not None and current.version == target.version:
+    # MLflow hands versions back as int from some calls and str from others: compare as str.
+    new, old = str(target.version), str(current.version) if current is not None else None
+    if old == new:
         return None
-    if current is not None:
-        mlflow_client.set_registered_model_alias(settings.model_name, PREVIOUS, current.version)
-    mlflow_client.set_registered_model_alias(settings.model_name, CHAMPION, target.version)
-    if aliases(settings).get(CHALLENGER) == target.version:
+    if old is not None:
+        mlflow_client.set_registered_model_alias(settings.model_name, PREVIOUS, old)
+    mlflow_client.set_registered_model_alias(settings.model_name, CHAMPION, new)
+    if aliases(settings).get(CHALLENGER) == new:
         mlflow_client.delete_registered_model_alias(settings.model_name, CHALLENGER)
-    return current.version if current is not None else None
+    return old
 
 
 def rollback(version: str | int | None = None, settings: Settings | None = None) -> str:
@@ -167,7 +169,7 @@ def rollback(version: str | int | None = None, settings: Settings | None = None)
             raise RegistryError(
                 f"model {settings.model_name!r} has no 'previous' version to roll back to"
             )
-        version = previous.version
+        version = str(previous.version)
     promote(version, settings)
     return str(version)
 
@@ -193,7 +195,7 @@ def describe(version: ModelVersion) -> dict[str, Any]:
     metric_names = ("accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2")
     return {
         "model_name": version.name,
-        "model_version": version.version,
+        "model_version": str(version.version),
         "aliases": list(getattr(version, "aliases", []) or []),
         "task": version.tags.get("task"),
         "primary_metric": version.tags.get("primary_metric"),

@@ -330,21 +330,22 @@ def gate(candidate: Candidate, splits: Splits, settings: Settings) -> registry.G
     metric = settings.primary_metric(spec.task)
     champion = registry.version_by_alias(registry.CHAMPION, settings)
     champion_value: float | None = None
-    if champion is not None and champion.version != candidate.version:
+    champion_version = str(champion.version) if champion is not None else None
+    if champion_version is not None and champion_version != candidate.version:
         try:
             champ = Predictor.from_pyfunc(
-                mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{champion.version}")
+                mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{champion_version}")
             )
             champion_value = evaluate(champ, splits.test).get(metric)
         except Exception as exc:  # any failure means "cannot compare"; the reason is logged
-            log.warning("champion v%s cannot score this data: %s", champion.version, exc)
+            log.warning("champion v%s cannot score this data: %s", champion_version, exc)
     decision = registry.decide(
         metric,
         spec.task,
         candidate.test_metrics[metric],
         champion_value,
         settings,
-        champion.version if champion is not None else None,
+        champion_version,
     )
     registry.apply_decision(candidate.version, decision, settings)
     client = registry.client(settings)
@@ -403,6 +404,7 @@ def summarize(
 
 def report_markdown(result: TrainResult, top: int = 5) -> str:
     """The Prefect artifact / CLI summary: top trials, chosen params, test metrics, gate."""
+    top = min(top, len(result.search.trials))
     lines = [
         f"# Training run `{result.run_id}`",
         "",

@@ -26,8 +26,16 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     home = tmp_path / "mlops"
     home.mkdir()
     monkeypatch.setenv("MLOPS_HOME", str(home))
-    for name in ("MLFLOW_TRACKING_URI", "MLOPS_REPORTS_DIR", "MLOPS_DATA_SOURCE", "MLOPS_TARGET",
-                 "MLOPS_TASK", "MLOPS_API_KEY", "MLOPS_SEARCH_SPACE", "MLOPS_TRIALS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLOPS_REPORTS_DIR",
+        "MLOPS_DATA_SOURCE",
+        "MLOPS_TARGET",
+        "MLOPS_TASK",
+        "MLOPS_API_KEY",
+        "MLOPS_SEARCH_SPACE",
+        "MLOPS_TRIALS",
+    ):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield home

@@ -1,9 +1,93 @@
-"""`mlops` commands for this area (filled in by its issue)."""
+"""`mlops serve` (the prediction API under uvicorn) and `mlops mongo` (the local MongoDB-wire
+server, nx-27017, in the foreground)."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
 
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 for all)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port of the API."),
+    workers: int = typer.Option(1, min=1, max=64, help="uvicorn worker processes."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Serve predictions from the registry alias (MLOPS_MODEL_ALIAS) with FastAPI + uvicorn."""
+    import uvicorn
+
+    from lifecycle.settings import get_settings
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        # Each worker is its own process: prometheus_client keeps values in shared files so
+        # /metrics (answered by any one worker) sums all of them. The folder is emptied first,
+        # as prometheus_client requires, and handed to the workers through their environment.
+        metrics_dir = settings.prometheus_multiproc_dir or settings.home / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        get_settings.cache_clear()
+    # MLflow prints a progress bar per model download; the API logs its own line instead.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    typer.echo(f"serving {settings.model_name}@{settings.model_alias} on http://{host}:{port}")
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,  # per-request lines cost throughput; /metrics counts requests
+    )
+
+
+def mongo(
+    port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: MONGO_URI's)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+) -> None:
+    """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME."""
+    from lifecycle.errors import LifecycleError
+    from lifecycle.settings import get_settings
+
+    settings = get_settings()
+    port = port or urlsplit(settings.mongo_uri).port or 27017
+    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+    if not Path(binary).exists():
+        raise LifecycleError("nx-27017 is not installed: pip install nx-27017")
+    folder = settings.home / "mongo"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        binary,
+        "--db",
+        str(folder / "lifecycle.db"),
+        "-p",
+        str(port),
+        "--host",
+        host,
+        "--log-file",
+        str(folder / "nx-27017.log"),
+        "--pid-file",
+        str(folder / "nx-27017.pid"),
+    ]
+    typer.echo(f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder})")
+    proc = subprocess.Popen(command)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        code = proc.wait(10)
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add `serve` and `mongo` to `app`."""
+    app.command("serve")(serve)
+    app.command("mongo")(mongo)

@@ -28,6 +28,12 @@ def train(
     if space is not None and space not in SPACES:
         raise typer.BadParameter(f"expected one of {sorted(SPACES)}", param_hint="--space")
     from flows.train import run_train_flow
+    from lifecycle.data import load_dataset
+
+    settings = get_settings()
+    # Check the source before Prefect starts (a temporary server takes ~10 s), so a bad source
+    # is a one-line error within a second.
+    load_dataset(data or settings.data_source, settings.target, settings.task, settings.s3_block)
 
     summary = run_train_flow(
         trials=trials, data_source=data, search_space=space, seed=seed, show_progress=True
