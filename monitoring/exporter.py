@@ -46,7 +46,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("model_name", "alias"),
     ),
     names.MODEL_METRIC: (
-        "Model quality: dataset=test from the champion's tags, dataset=live from the latest report.",
+        "Model quality: dataset=test from the champion's tags, dataset=live from the last report.",
         ("model_name", "model_version", "metric", "dataset"),
     ),
     names.DATA_DRIFT_SHARE: (
@@ -169,15 +169,21 @@ def read_registry(settings: Settings) -> Reading:
             samples.append(Sample(names.MODEL_LAST_TRAINED_TIMESTAMP_SECONDS, labels, trained))
         if alias != "champion":
             continue
-        context.update(task=version.tags.get("task"), primary_metric=version.tags.get("primary_metric"))
+        context.update(
+            task=version.tags.get("task"), primary_metric=version.tags.get("primary_metric")
+        )
         for metric in METRIC_TAGS:
             value = _number(version.tags.get(metric))
             if value is not None:
                 samples.append(
                     Sample(
                         names.MODEL_METRIC,
-                        {"model_name": name, "model_version": str(version.version),
-                         "metric": metric, "dataset": "test"},
+                        {
+                            "model_name": name,
+                            "model_version": str(version.version),
+                            "metric": metric,
+                            "dataset": "test",
+                        },
                         value,
                     )
                 )
@@ -211,8 +217,12 @@ class ReportsReader:
                 samples.append(
                     Sample(
                         names.MODEL_METRIC,
-                        {"model_name": name, "model_version": version, "metric": str(metric),
-                         "dataset": "live"},
+                        {
+                            "model_name": name,
+                            "model_version": version,
+                            "metric": str(metric),
+                            "dataset": "live",
+                        },
                         value,
                     )
                 )
@@ -221,8 +231,12 @@ class ReportsReader:
             samples.append(Sample(names.DATA_DRIFT_SHARE, {"model_name": name}, drift))
         created = timestamp_seconds(report.get("created_at") or report.get("window_end"))
         if created is not None:
-            samples.append(Sample(names.REPORT_LAST_TIMESTAMP_SECONDS, {"model_name": name}, created))
-        return Reading(ok=True, samples=samples, context={"primary_metric": report.get("primary_metric")})
+            samples.append(
+                Sample(names.REPORT_LAST_TIMESTAMP_SECONDS, {"model_name": name}, created)
+            )
+        return Reading(
+            ok=True, samples=samples, context={"primary_metric": report.get("primary_metric")}
+        )
 
     def close(self) -> None:
         if self._store is not None:
@@ -266,7 +280,9 @@ class CachedSource:
             fresh = self._last is not None and time.time() - self._last.finished_at < self.ttl
             if self._started is None and not fresh:
                 self._started = now
-                threading.Thread(target=self._run, name=f"exporter-{self.name}", daemon=True).start()
+                threading.Thread(
+                    target=self._run, name=f"exporter-{self.name}", daemon=True
+                ).start()
             if self._started is not None:
                 self._done.wait_for(lambda: self._started is None, timeout=self.budget)
             if self._started is not None and time.monotonic() - self._started >= self.budget:
@@ -284,12 +300,17 @@ class LifecycleCollector(Collector):
     """Collects registry and report figures plus the alert thresholds from the settings."""
 
     def __init__(
-        self, settings: Settings | None = None, cache_seconds: float = 10.0, budget_seconds: float = 2.0
+        self,
+        settings: Settings | None = None,
+        cache_seconds: float = 10.0,
+        budget_seconds: float = 2.0,
     ) -> None:
         self.settings = settings or get_settings()
         self.reports_reader = ReportsReader(self.settings)
         self.sources = [
-            CachedSource(REGISTRY, lambda: read_registry(self.settings), cache_seconds, budget_seconds),
+            CachedSource(
+                REGISTRY, lambda: read_registry(self.settings), cache_seconds, budget_seconds
+            ),
             CachedSource(REPORTS, self.reports_reader, cache_seconds, budget_seconds),
         ]
 
@@ -303,9 +324,12 @@ class LifecycleCollector(Collector):
             samples = self._samples()
         except Exception:  # a bug here must not turn a scrape into a 500; it is logged
             log.exception("exporter: collect failed")
-            samples = [Sample(names.EXPORTER_SOURCE_UP, {"source": s.name}, 0) for s in self.sources]
+            samples = [
+                Sample(names.EXPORTER_SOURCE_UP, {"source": s.name}, 0) for s in self.sources
+            ]
         families = {
-            name: GaugeMetricFamily(name, doc, labels=labels) for name, (doc, labels) in FAMILIES.items()
+            name: GaugeMetricFamily(name, doc, labels=labels)
+            for name, (doc, labels) in FAMILIES.items()
         }
         for sample in samples:
             labels = FAMILIES[sample.name][1]
@@ -320,7 +344,11 @@ class LifecycleCollector(Collector):
             samples.append(Sample(names.EXPORTER_SOURCE_UP, {"source": source.name}, float(up)))
             if reading is not None:
                 samples.append(
-                    Sample(names.EXPORTER_SOURCE_READ_SECONDS, {"source": source.name}, reading.duration)
+                    Sample(
+                        names.EXPORTER_SOURCE_READ_SECONDS,
+                        {"source": source.name},
+                        reading.duration,
+                    )
                 )
             good = source._last_good
             if good is not None:
@@ -360,7 +388,11 @@ class LifecycleCollector(Collector):
         for bound, value in (("min", low), ("max", high)):
             if value is not None:
                 samples.append(
-                    Sample(names.MODEL_METRIC_THRESHOLD, {**model, "metric": metric, "bound": bound}, value)
+                    Sample(
+                        names.MODEL_METRIC_THRESHOLD,
+                        {**model, "metric": metric, "bound": bound},
+                        value,
+                    )
                 )
         return samples
 

@@ -1,0 +1,134 @@
+"""Prefect automations: the staleness guard, for users who run no Prometheus.
+
+A proactive trigger expects `prefect.flow-run.Completed` from a deployment of the `train-model`
+flow within MLOPS_STALE_AFTER_HOURS; when none arrives, a SendNotification action posts to the
+Slack-compatible webhook MLOPS_ALERT_WEBHOOK_URL through a CustomWebhookNotificationBlock. (The
+`triggers:` of prefect.yaml can only run their own deployment, so notifications need this API.)
+
+Apply against the server in PREFECT_API_URL (`make deploy` does this):
+
+    python -m deployments.automations            # from the repository root
+
+Re-applying replaces the automation of the same name, so it is idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from uuid import UUID
+
+from prefect.automations import Automation
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.events.actions import SendNotification
+from prefect.events.schemas.automations import EventTrigger, Posture
+
+from lifecycle.settings import Settings, get_settings
+
+GUARD_NAME = "lifecycle-model-stale"
+WEBHOOK_BLOCK_NAME = "lifecycle-alert-webhook"
+TRAIN_FLOW = "train-model"
+# Proactive triggers are evaluated every 5 s and need a window of at least 10 s (Prefect 3.8).
+MIN_WITHIN = timedelta(seconds=10)
+
+
+def save_webhook_block(url: str, name: str = WEBHOOK_BLOCK_NAME) -> UUID:
+    """Store the webhook as a notification block; Slack-style `{"text": ...}` JSON body."""
+    block = CustomWebhookNotificationBlock(
+        name=name,
+        url=url,
+        method="POST",
+        json_data={"text": "{{subject}}\n{{body}}"},
+    )
+    return block.save(name, overwrite=True)
+
+
+def staleness_guard(
+    block_document_id: UUID,
+    within: timedelta,
+    flow_name: str = TRAIN_FLOW,
+    deployment: str = "*",
+    name: str = GUARD_NAME,
+) -> Automation:
+    """The automation: notify when no run of a `flow_name` deployment completes in `within`.
+
+    `deployment` is a deployment name (`daily`) or `*` for any deployment of the flow; runs
+    started outside a deployment (a developer's local `train`) do not count.
+    """
+    if within < MIN_WITHIN:
+        raise ValueError(f"within: must be at least {MIN_WITHIN.total_seconds():.0f} s")
+    hours = within.total_seconds() / 3600
+    return Automation(
+        name=name,
+        description=f"No completed {flow_name} run within {hours:g} h: the champion is stale.",
+        trigger=EventTrigger(
+            posture=Posture.Proactive,
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            # Every specification must match one of the event's related resources.
+            match_related=[
+                {"prefect.resource.role": "flow", "prefect.resource.name": flow_name},
+                {"prefect.resource.role": "deployment", "prefect.resource.name": deployment},
+            ],
+            expect={"prefect.flow-run.Completed"},
+            threshold=1,
+            within=within,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block_document_id,
+                subject=f"[Lifecycle] ModelStale: no {flow_name} run completed in {hours:g} h",
+                body=(
+                    f"No run of the {flow_name} deployment ({deployment}) completed within "
+                    f"{hours:g} h, so the champion model is getting stale. Check the flow runs "
+                    "and the worker (monitoring/README.md#modelstale). "
+                    "Automation: {{ automation.name }}."
+                ),
+            )
+        ],
+    )
+
+
+def apply_staleness_guard(
+    settings: Settings | None = None,
+    within: timedelta | None = None,
+    webhook_url: str | None = None,
+    flow_name: str = TRAIN_FLOW,
+    deployment: str = "*",
+    name: str = GUARD_NAME,
+) -> UUID | None:
+    """Create (or replace) the guard on the server in PREFECT_API_URL; returns its id.
+
+    Returns None, creating nothing, when no webhook is configured (MLOPS_ALERT_WEBHOOK_URL).
+    """
+    settings = settings or get_settings()
+    url = webhook_url or settings.alert_webhook_url
+    if not url:
+        return None
+    within = within or timedelta(hours=settings.stale_after_hours)
+    # One block per guard name, so guards of different models can notify different hooks.
+    block_name = WEBHOOK_BLOCK_NAME if name == GUARD_NAME else f"{name}-webhook"
+    block_id = save_webhook_block(url, block_name)
+    automation = staleness_guard(block_id, within, flow_name, deployment, name)
+    with get_client(sync_client=True) as client:
+        for existing in client.read_automations_by_name(name):
+            client.delete_automation(existing.id)
+    return automation.create().id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Apply Lifecycle's Prefect automations.")
+    parser.add_argument("--flow", default=TRAIN_FLOW, help="flow whose runs keep the model fresh")
+    parser.add_argument("--deployment", default="*", help="deployment name, or * for any")
+    args = parser.parse_args(argv)
+    automation_id = apply_staleness_guard(flow_name=args.flow, deployment=args.deployment)
+    if automation_id is None:
+        print("staleness guard not applied: MLOPS_ALERT_WEBHOOK_URL is not set")
+    else:
+        print(f"staleness guard {GUARD_NAME} applied ({automation_id})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
