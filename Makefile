@@ -1,0 +1,40 @@
+# Lifecycle: every entry point a user types. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format train demo bench
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+test: install ## run the whole test suite (unit + integration against real servers)
+	$(BIN)/pytest
+
+lint: install ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+train: install ## one training run (reads MLOPS_TRIALS, MLOPS_DATA_SOURCE, ...)
+	$(BIN)/mlops train
+
+demo: install ## the whole loop once, locally and finitely (exits 0)
+	$(BIN)/mlops demo
+
+bench: install ## the benchmarks; each prints its ratio against a named peer
+	$(BIN)/python bench/run.py
