@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from lifecycle.errors import ModelNotReadyError
 from lifecycle.model import Predictor
 from lifecycle.settings import Settings
+from serving.booster import DensePredictor
 from serving.metrics import ServingMetrics
 from serving.validation import RecordValidator
 
@@ -46,14 +47,19 @@ class LoadedModel:
     run_id: str | None = None
     example: list[dict[str, Any]] = field(default_factory=list)
     class_keys: tuple[str, ...] = ()
+    dense: DensePredictor = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.dense is None:
+            object.__setattr__(self, "dense", DensePredictor(self.predictor.booster))
 
     @property
     def is_classifier(self) -> bool:
         return self.predictor.spec.is_classifier
 
     def predict(self, matrix: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
-        """Fast path: booster.inplace_predict on the validated matrix, decoded to labels."""
-        return self.predictor.predict_matrix(matrix)
+        """Fast path: the booster's C predictor on the validated matrix, decoded to labels."""
+        return self.predictor.spec.decode(self.dense.predict(matrix))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -206,7 +212,7 @@ class ModelHolder:
     ) -> None:
         """The fast path must answer the logged example exactly as the pyfunc does."""
         matrix = validator.encode(records, max_batch=len(records) or 1)
-        labels, _ = predictor.predict_matrix(matrix)
+        labels, _ = predictor.spec.decode(DensePredictor(predictor.booster).predict(matrix))
         expected = list(np.asarray(pyfunc_model.predict(frame)).tolist())
         if labels != expected:
             raise ModelNotReadyError(

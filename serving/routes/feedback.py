@@ -19,7 +19,7 @@ router = APIRouter(tags=["feedback"])
 async def feedback(
     request: Request, body: Feedback | list[Feedback], _: AdminKey
 ) -> FeedbackAnswer:
-    """Store `actual` for one or many prediction ids; unknown ids get 404, repeats change nothing."""
+    """Store `actual` for one or many prediction ids; unknown ids 404, repeats change nothing."""
     items = body if isinstance(body, list) else [body]
     state = request.app.state
     if not items:
