@@ -313,3 +313,35 @@ def test_exporter_command_rejects_a_port_in_use() -> None:
         server.close()
     assert result.exit_code == 2
     assert "--port" in result.output and "cannot listen" in result.output
+
+
+def test_exporter_command_serves_metrics_and_stops_on_sigterm(
+    mlops_home: Path, mongo_db: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fixtures.servers import wait_for_port
+
+    port = free_port()
+    mlops = str(Path(sys.executable).parent / "mlops")
+    proc = subprocess.Popen(
+        [mlops, "exporter", "--port", str(port)],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, 30, proc)
+        status, samples, _ = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200
+        assert value(samples, names.EXPORTER_SOURCE_UP, source="reports") == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert f"exporter listening on http://127.0.0.1:{port}/metrics" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
