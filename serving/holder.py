@@ -47,6 +47,7 @@ class LoadedModel:
     run_id: str | None = None
     example: list[dict[str, Any]] = field(default_factory=list)
     class_keys: tuple[str, ...] = ()
+    load_seconds: float = 0.0
     dense: DensePredictor = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -73,6 +74,7 @@ class LoadedModel:
             "classes": list(self.predictor.spec.classes),
             "metrics": self.metrics,
             "run_id": self.run_id,
+            "load_seconds": round(self.load_seconds, 3),
         }
 
 
@@ -198,6 +200,7 @@ class ModelHolder:
             run_id=info.get("run_id"),
             example=example,
             class_keys=tuple(str(c) for c in spec.classes),
+            load_seconds=time.perf_counter() - t0,
         )
         log.info("loaded version %s in %.2fs", loaded.version, time.perf_counter() - t0)
         return loaded
