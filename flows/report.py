@@ -1,0 +1,189 @@
+"""The `build-reports` flow: read a window of the prediction log → Evidently drift + quality report
+against the serving version's reference → HTML + JSON + a `reports` document → index page → link
+artifact, and a `lifecycle.drift.detected` event when the drift share passes the threshold.
+
+Orchestration only: the work is in `reporting` and `lifecycle`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.states import Completed
+from prefect.tasks import exponential_backoff
+
+from lifecycle.settings import get_settings
+from lifecycle.store import PredictionStore
+from lifecycle.windows import parse_window, window_bounds
+from reporting.builder import build_window_report, describe, insufficient_message
+from reporting.index import write_index
+from reporting.reference import Reference, champion_history, load_version_reference
+from reporting.window import WindowData, read_window
+
+DRIFT_EVENT = "lifecycle.drift.detected"
+
+
+# Tasks pass DataFrames around: hashing them for cache keys would cost more than the work.
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
+def read_predictions(start: datetime, end: datetime) -> WindowData:
+    """Read the window's predictions and the labels that arrived (MongoDB I/O: retried)."""
+    store = PredictionStore.from_settings(timeout_ms=5000)
+    try:
+        return read_window(store, start, end)
+    finally:
+        store.close()
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
+def load_reference(version: str) -> Reference:
+    """The serving version's reference sample and feature spec from MLflow (I/O: retried)."""
+    return load_version_reference(version)
+
+
+@task(cache_policy=NO_CACHE)
+def build_report(window: WindowData, reference: Reference, window_label: str) -> dict[str, Any]:
+    """Evidently drift + summary (+ quality over labelled rows); write the HTML and JSON."""
+    settings = get_settings()
+    return build_window_report(window, reference, settings, settings.model_name, window_label)
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
+def record_report(summary: dict[str, Any]) -> str:
+    """Insert the summary into the `reports` collection (MongoDB I/O: retried)."""
+    store = PredictionStore.from_settings(timeout_ms=5000)
+    try:
+        return str(store.insert_report(summary))
+    finally:
+        store.close()
+
+
+@task(cache_policy=NO_CACHE)
+def rebuild_index(versions: list[str]) -> Path:
+    """Rewrite index.html from every summary on disk, with the champions' test metrics."""
+    settings = get_settings()
+    return write_index(
+        settings.reports_dir, champion_history(versions, settings), settings.drift_threshold
+    )
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    end = params.get("end")
+    stamp = end.strftime("%Y%m%dT%H%MZ") if isinstance(end, datetime) else "now"
+    return f"report-{params.get('window') or get_settings().report_window}-{stamp}"
+
+
+@flow(name="build-reports", flow_run_name=_run_name, timeout_seconds=1800)
+def build_reports(window: str | None = None, end: datetime | None = None) -> Any:
+    """Report on the window ending at `end` (default now) of length `window` (default
+    MLOPS_REPORT_WINDOW). Ends Completed with "insufficient data: N rows in window" and no
+    file when the window is too small."""
+    settings = get_settings()
+    logger = get_run_logger()
+    label = window or settings.report_window
+    length = parse_window(label, "window" if window else "MLOPS_REPORT_WINDOW")
+    start, stop = window_bounds(length, end or datetime.now(UTC))
+
+    data = read_predictions(start, stop)
+    logger.info(
+        "window %s → %s: %d predictions, %d labelled, versions %s (read %.2f s, labels %.2f s)",
+        start.isoformat(),
+        stop.isoformat(),
+        data.rows,
+        data.labelled_rows,
+        data.version_counts,
+        data.read_seconds,
+        data.feedback_seconds,
+    )
+    if data.rows < settings.report_min_rows:
+        message = insufficient_message(data.rows)
+        logger.info(
+            "%s (minimum MLOPS_REPORT_MIN_ROWS=%d): no report", message, settings.report_min_rows
+        )
+        return Completed(
+            message=message, data={"status": "insufficient", "message": message, "rows": data.rows}
+        )
+
+    version = data.serving_version
+    if len(data.version_counts) > 1:
+        logger.info(
+            "window holds versions %s; using the latest serving one, v%s",
+            sorted(data.version_counts),
+            version,
+        )
+    reference = load_reference(version)
+    summary = build_report(data, reference, label)
+    record_report(summary)
+    index = rebuild_index([str(v) for v in data.version_counts])
+    message = describe(summary)
+    logger.info("%s → %s (index %s)", message, summary["url"], index)
+
+    create_link_artifact(
+        link=summary["url"],
+        link_text=f"v{summary['model_version']} report, window ending {stop:%Y-%m-%d %H:%M} UTC",
+        key=f"drift-report-{_slug(settings.model_name)}",
+        description=message,
+    )
+    if summary["drift_detected"]:
+        emit_event(
+            event=DRIFT_EVENT,
+            resource={
+                "prefect.resource.id": f"lifecycle.model.{settings.model_name}",
+                "prefect.resource.name": settings.model_name,
+                "lifecycle.model.version": str(summary["model_version"]),
+            },
+            payload={
+                "model_name": settings.model_name,
+                "model_version": summary["model_version"],
+                "drift_share": summary["drift_share"],
+                "threshold": settings.drift_threshold,
+                "drifted_columns": summary["drifted_columns"],
+                "rows": summary["rows"],
+                "window_start": start.isoformat(),
+                "window_end": stop.isoformat(),
+                "report_url": summary["url"],
+            },
+        )
+        logger.warning(
+            "drift share %.2f > threshold %.2f: emitted %s",
+            summary["drift_share"],
+            settings.drift_threshold,
+            DRIFT_EVENT,
+        )
+    result = {
+        "status": "written",
+        "message": message,
+        "rows": summary["rows"],
+        "labelled_rows": summary["labelled_rows"],
+        "model_version": summary["model_version"],
+        "drift_share": summary["drift_share"],
+        "drift_detected": summary["drift_detected"],
+        "drifted_columns": summary["drifted_columns"],
+        "live_metric": summary["live_metric"],
+        "primary_metric": summary["primary_metric"],
+        "sampled": summary["sampled"],
+        "url": summary["url"],
+        "html_path": summary["html_path"],
+        "json_path": summary["json_path"],
+        "index_path": str(index),
+        "timings": summary["timings"],
+    }
+    return Completed(message=message, data=result)
+
+
+def _slug(name: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "model"
+
+
+if __name__ == "__main__":
+    build_reports(window="3h")

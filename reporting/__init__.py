@@ -1,0 +1,2 @@
+"""Reports from the prediction log: Evidently drift and live-quality reports, the index page with
+trends over time, and the nginx config that serves them."""

@@ -1,0 +1,257 @@
+"""The `build-reports` flow against real servers: nx-27017 (prediction log), a real MLflow store
+(the trained model's reference) and a Prefect test server (states, artifacts, events)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.report import DRIFT_EVENT, build_reports
+from lifecycle.settings import Settings
+from lifecycle.store import PredictionStore
+from lifecycle.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
+from tests.fixtures.reporting import TrainedModel, seed_window
+
+pytestmark = pytest.mark.integration
+
+WINDOW = timedelta(hours=3)
+END = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def _store(settings: Settings) -> PredictionStore:
+    return PredictionStore(settings.mongo_uri, settings.mongo_db)
+
+
+def _predict(model: TrainedModel):
+    predictor = model.predictor()
+    return lambda frame: predictor.predict_frame(frame)[0]
+
+
+def _files(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
+
+
+def _drift_events(flow_run_id: Any, expect: int, timeout: float = 20.0) -> list[Any]:
+    """Drift events related to one flow run, read back from the Prefect server (ingestion is
+    asynchronous, so poll until `expect` arrive or the timeout passes)."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+    flt = EventFilter(
+        event=EventNameFilter(name=[DRIFT_EVENT]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+    )
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            events = client.read_events(filter=flt, limit=50).events
+            if len(events) >= expect or time.monotonic() > deadline:
+                return events
+            time.sleep(0.5)
+
+
+def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
+    reporting_model: TrainedModel, report_env: Settings, reports_prefect: None
+) -> None:
+    store = _store(report_env)
+    frame = generate_churn(2000, seed=11, drift=1.0)
+    seeded = seed_window(
+        store,
+        frame,
+        _predict(reporting_model),
+        END,
+        WINDOW,
+        reporting_model.version,
+        reporting_model.model_name,
+        label_share=0.3,
+        seed=5,
+    )
+    # Rows just before the start and from the end on are outside [END - 3h, END).
+    for seed, stop in ((12, END - WINDOW), (13, END + WINDOW)):
+        seed_window(
+            store,
+            generate_churn(40, seed=seed),
+            _predict(reporting_model),
+            stop,
+            WINDOW,
+            reporting_model.version,
+            reporting_model.model_name,
+            1.0,
+            seed=seed,
+        )
+
+    state = build_reports(window="3h", end=END, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["status"] == "written"
+    assert result["rows"] == 2000
+    html, summary_path = Path(result["html_path"]), Path(result["json_path"])
+    assert html.parent == report_env.reports_dir / reporting_model.version
+    assert html.name == "20260105T120000Z.html"
+    page = html.read_text()
+    assert page.lstrip().lower().startswith("<!doctype html") and "Data drift and summary" in page
+    assert "Model quality on" in page  # 600 labels ≥ MLOPS_REPORT_MIN_LABELLED
+    summary = json.loads(summary_path.read_text())
+
+    doc = store.latest_report(reporting_model.model_name)
+    assert doc is not None
+    for record in (summary, doc):
+        assert set(DRIFTED_COLUMNS) <= set(record["drifted_columns"])
+        assert not set(UNDRIFTED_COLUMNS) & set(record["drifted_columns"])
+        assert record["drift_share"] == pytest.approx(len(DRIFTED_COLUMNS) / 16)
+        assert record["rows"] == 2000
+        assert record["labelled_rows"] == len(seeded.labels)
+        assert record["model_version"] == reporting_model.version
+        assert record["primary_metric"] == "accuracy"
+        assert record["live_metric"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+        assert record["metrics"]["accuracy"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+    assert doc["html_path"] == str(html) and doc["json_path"] == str(summary_path)
+    assert doc["window_start"] == END - WINDOW and doc["window_end"] == END
+    assert doc["url"] == f"http://reports.test:8088/{reporting_model.version}/20260105T120000Z.html"
+
+    index = (report_env.reports_dir / "index.html").read_text()
+    assert f'href="{reporting_model.version}/20260105T120000Z.html"' in index
+    assert index.count("<svg") == 4
+
+    flow_run_id = state.state_details.flow_run_id
+    events = _drift_events(flow_run_id, expect=1)
+    assert len(events) == 1
+    event = events[0]
+    assert event.resource.id == f"lifecycle.model.{reporting_model.model_name}"
+    assert event.payload["drift_share"] == pytest.approx(doc["drift_share"])
+    assert set(event.payload["drifted_columns"]) == set(doc["drifted_columns"])
+    assert event.payload["report_url"] == doc["url"]
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    links = [a for a in artifacts if a.key == "drift-report-lifecycle-model"]
+    assert links and doc["url"] in str(links[0].data)
+
+
+def test_build_reports_undrifted_window_stays_under_threshold(
+    reporting_model: TrainedModel,
+    report_env: Settings,
+    reports_prefect: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lifecycle.settings import get_settings
+
+    # A cap below the window's size: the report must say it compared a sample.
+    monkeypatch.setenv("MLOPS_REPORT_MAX_ROWS", "1000")
+    get_settings.cache_clear()
+    store = _store(report_env)
+    frame = generate_churn(1500, seed=21, drift=0.0)
+    predict = _predict(reporting_model)
+    # The window spans a version swap: older rows from one version, newer from the next.
+    older = seed_window(
+        store,
+        frame.iloc[:700],
+        predict,
+        END - timedelta(minutes=90),
+        timedelta(minutes=90),
+        reporting_model.version,
+        reporting_model.model_name,
+        0.005,
+        seed=7,
+    )
+    newer = seed_window(
+        store,
+        frame.iloc[700:],
+        predict,
+        END,
+        timedelta(minutes=90),
+        reporting_model.next_version,
+        reporting_model.model_name,
+        0.005,
+        seed=8,
+    )
+
+    state = build_reports(window="3h", end=END, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["drift_share"] < get_settings().drift_threshold
+    assert not result["drift_detected"]
+    assert result["sampled"] is True
+    assert result["model_version"] == reporting_model.next_version
+    doc = _store(report_env).latest_report(reporting_model.model_name)
+    assert doc["rows"] == 1500 and doc["rows_compared"] == 1000 and doc["sampled"] is True
+    assert doc["versions_in_window"] == {
+        reporting_model.version: 700,
+        reporting_model.next_version: 800,
+    }
+    assert doc["labelled_rows"] == len(older.labels) + len(newer.labels) < 30
+    assert doc["live_metric"] is None and doc["quality_section"] is False
+    page = Path(doc["html_path"]).read_text()
+    assert "Sampled:" in page and "several versions" in page
+    assert _drift_events(state.state_details.flow_run_id, expect=1, timeout=3) == []
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_build_reports_small_window_completes_with_insufficient_data(
+    rows: int,
+    reporting_model: TrainedModel,
+    report_env: Settings,
+    reports_prefect: None,
+) -> None:
+    store = _store(report_env)
+    if rows:
+        seed_window(
+            store,
+            generate_churn(rows, seed=31),
+            _predict(reporting_model),
+            END,
+            WINDOW,
+            reporting_model.version,
+            reporting_model.model_name,
+            1.0,
+            seed=9,
+        )
+
+    state = build_reports(window="3h", end=END, return_state=True)
+
+    assert state.is_completed()
+    assert state.message == f"insufficient data: {rows} rows in window"
+    assert state.result()["status"] == "insufficient"
+    assert _files(report_env.reports_dir) == []
+    assert store.latest_report() is None
+
+
+def test_mlops_report_runs_the_flow(
+    reporting_model: TrainedModel, report_env: Settings, reports_prefect: None
+) -> None:
+    from typer.testing import CliRunner
+
+    from lifecycle.cli import build_app
+
+    store = _store(report_env)
+    seed_window(
+        store,
+        generate_churn(300, seed=41),
+        _predict(reporting_model),
+        END,
+        WINDOW,
+        reporting_model.version,
+        reporting_model.model_name,
+        0.5,
+        seed=10,
+    )
+
+    outcome = CliRunner().invoke(
+        build_app(), ["report", "--window", "3h", "--end", "2026-01-05T12:00:00Z"]
+    )
+
+    assert outcome.exit_code == 0, outcome.output
+    assert f"report v{reporting_model.version} 300 rows" in outcome.output
+    assert (report_env.reports_dir / reporting_model.version / "20260105T120000Z.html").exists()
