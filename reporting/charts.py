@@ -40,7 +40,7 @@ def time_chart(
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}" '
             f'stroke="{ALERT}" stroke-dasharray="5 4" stroke-width="1"/>'
-            f'<text x="{WIDTH - RIGHT}" y="{ty - 4:.1f}" text-anchor="end" fill="{ALERT}" '
+            f'<text x="{LEFT + 4}" y="{ty - 4:.1f}" text-anchor="start" fill="{ALERT}" '
             f'font-size="10">threshold {threshold:g}</text>'
         )
     coords = [(x(ts), _y(v, lo, hi)) for ts, v in points]
