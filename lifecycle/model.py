@@ -100,20 +100,22 @@ class FeatureSpec:
                 raise InputValidationError(feat.name, "missing column")
             col = frame[feat.name]
             if feat.kind == "categorical":
-                mapping = self._codes[feat.name]
-                values = col.astype(object).where(col.notna(), None)
-                codes = []
-                for v in values:
-                    if v is None:
-                        codes.append(np.nan)
-                        continue
-                    code = mapping.get(str(v))
-                    if code is None:
-                        raise InputValidationError(
-                            feat.name, f"unknown category {v!r}; expected one of {list(mapping)}"
-                        )
-                    codes.append(code)
-                out[:, j] = codes
+                # Vectorised: pandas maps strings to codes; -1 marks null or unknown.
+                present = col.notna().to_numpy()
+                codes = pd.Categorical(
+                    col.astype(object)
+                    .where(present, None)
+                    .map(lambda v: v if v is None else str(v)),
+                    categories=list(feat.categories),
+                ).codes
+                unknown = (codes == -1) & present
+                if unknown.any():
+                    value = col[unknown].iloc[0]
+                    raise InputValidationError(
+                        feat.name,
+                        f"unknown category {value!r}; expected one of {list(feat.categories)}",
+                    )
+                out[:, j] = np.where(codes == -1, np.nan, codes)
             else:
                 try:
                     out[:, j] = pd.to_numeric(col, errors="raise").astype(np.float32)

@@ -203,3 +203,29 @@ def describe(version: ModelVersion) -> dict[str, Any]:
         "metrics": {m: float(version.tags[m]) for m in metric_names if m in version.tags},
         "run_id": version.run_id,
     }
+
+
+def load_predictor(
+    version: str | int | None = None, settings: Settings | None = None
+) -> tuple[str, Any]:
+    """(version, Predictor) for `version`, or for the served alias when None."""
+    import mlflow.pyfunc
+
+    from lifecycle.errors import ModelNotReadyError
+    from lifecycle.model import Predictor
+
+    settings = settings or get_settings()
+    if version is None:
+        found = version_by_alias(settings.model_alias, settings)
+        if found is None:
+            raise ModelNotReadyError(
+                f"model {settings.model_name!r} has no {settings.model_alias!r} alias yet: "
+                "run `mlops train` first"
+            )
+        version = found.version
+    else:
+        get_version(version, settings)
+    uri = f"models:/{settings.model_name}/{version}"
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return str(version), Predictor.from_pyfunc(mlflow.pyfunc.load_model(uri))

@@ -1,9 +1,133 @@
-"""`mlops` commands for this area (filled in by its issue)."""
+"""`mlops simulate`, `mlops predict-batch`, `mlops status`, `mlops demo`."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+from lifecycle.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add the operations commands to `app`."""
+    app.command()(simulate)
+    app.command("predict-batch")(predict_batch)
+    app.command()(status)
+    app.command()(demo)
+
+
+def simulate(
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="base URL of the API."),
+    rate: float = typer.Option(20.0, "--rate", min=0.1, help="requests per second."),
+    duration: float = typer.Option(30.0, "--duration", min=0.1, help="seconds to run."),
+    drift: str = typer.Option(
+        "0", "--drift", help="drift: a number, or a schedule 'seconds:drift,...' e.g. 0:0,30:0.8."
+    ),
+    feedback_share: float = typer.Option(
+        0.3, "--feedback-share", min=0, max=1, help="share of predictions that get ground truth."
+    ),
+    feedback_delay: float = typer.Option(
+        5.0, "--feedback-delay", min=0, help="seconds before a label arrives."
+    ),
+    batch: int = typer.Option(1, "--batch", min=1, help="rows per request."),
+    seed: int = typer.Option(1000, "--seed", help="seed of the synthetic customers."),
+) -> None:
+    """Send synthetic churn traffic to the API, with drift and delayed feedback."""
+    import asyncio
+
+    from lifecycle.simulation import DriftSchedule
+    from lifecycle.simulation import simulate as run
+
+    try:
+        schedule = DriftSchedule.parse(drift)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--drift") from None
+    tty = sys.stderr.isatty()
+
+    def tick(stats, elapsed: float, level: float) -> None:
+        end = "\r" if tty else "\n"
+        sys.stderr.write(stats.line(elapsed, level) + end)
+        sys.stderr.flush()
+
+    stats = asyncio.run(
+        run(
+            url,
+            rate,
+            duration,
+            schedule,
+            feedback_share,
+            feedback_delay,
+            batch,
+            seed,
+            get_settings().api_key,
+            on_tick=tick,
+        )
+    )
+    if tty:
+        sys.stderr.write("\n")
+    versions = " -> ".join(f"v{v}" for v in stats.version_order) or "none"
+    acc = f"{stats.accuracy:.4f}" if stats.accuracy is not None else "n/a"
+    typer.echo(
+        f"sent {stats.requests} requests ({stats.rows} rows): "
+        f"{stats.ok} ok, {stats.failed} failed; "
+        f"versions {versions}; {stats.feedback_sent} labels sent; accuracy on labelled {acc}"
+    )
+    if stats.ok == 0:
+        raise typer.Exit(1)
+
+
+def predict_batch(
+    input: Path = typer.Option(..., "--input", help="CSV or Parquet file of raw records."),
+    output: Path = typer.Option(..., "--output", help="where to write scores (.csv or .parquet)."),
+    version: str | None = typer.Option(
+        None, "--version", help="model version (default: champion)."
+    ),
+) -> None:
+    """Score a file with the registered model, streaming it in chunks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lifecycle import batch
+    from lifecycle.registry import load_predictor
+
+    columns, parquet_rows = batch.input_columns(input)
+    batch.file_format(output, "output")
+    resolved, predictor = load_predictor(version)
+    batch.check_columns(columns, predictor, input)
+    total = parquet_rows if parquet_rows is not None else batch.count_csv_rows(input)
+    progress = Progress(
+        TextColumn(f"[bold]scoring with v{resolved}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task("rows", total=total)
+        result = batch.score_file(
+            predictor, resolved, input, output, lambda n: progress.advance(task, n)
+        )
+    typer.echo(
+        f"scored {result.rows} rows with {get_settings().model_name} v{resolved} -> {output}"
+    )
+
+
+def status() -> None:
+    """Champion and its age, last training and report, recent predictions, open spool."""
+    from lifecycle.status import collect, render
+
+    settings = get_settings()
+    for line in render(collect(settings), settings):
+        typer.echo(line)
+
+
+def demo(
+    trials: int = typer.Option(10, "--trials", min=1, help="trials per training run."),
+    keep: bool = typer.Option(False, "--keep", help="keep MLOPS_HOME/demo from the last run."),
+) -> None:
+    """Run the whole loop once, locally and finitely, then print where to look."""
+    from lifecycle.demo import run_demo
+
+    raise typer.Exit(run_demo(trials=trials, keep=keep))

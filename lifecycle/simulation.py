@@ -1,0 +1,210 @@
+"""Traffic simulator: calls the API at a steady rate with synthetic churn customers, follows a
+drift schedule, and sends delayed ground truth for a share of the predictions.
+
+Used by `mlops simulate`, the demo and the benchmarks. Requests are bounded in count and time:
+`rate * duration` requests, then it stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from lifecycle import synthetic
+
+
+@dataclass(frozen=True)
+class DriftSchedule:
+    """Piecewise-constant drift over time: `0.8`, or `0:0,60:0.8` (seconds:drift, ...)."""
+
+    steps: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> DriftSchedule:
+        text = text.strip()
+        try:
+            if ":" not in text:
+                return cls(((0.0, float(text)),))
+            steps = []
+            for part in text.split(","):
+                at, value = part.split(":")
+                steps.append((float(at), float(value)))
+        except ValueError:
+            raise ValueError(
+                f"drift schedule {text!r}: expected a number or 'seconds:drift,...'"
+            ) from None
+        steps.sort()
+        if steps[0][0] > 0:
+            steps.insert(0, (0.0, 0.0))
+        return cls(tuple(steps))
+
+    def at(self, elapsed: float) -> float:
+        value = self.steps[0][1]
+        for start, drift in self.steps:
+            if elapsed >= start:
+                value = drift
+        return value
+
+
+@dataclass
+class SimulationStats:
+    """What a simulation sent and got back."""
+
+    requests: int = 0
+    ok: int = 0
+    failed: int = 0
+    rows: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    versions: Counter = field(default_factory=Counter)
+    version_order: list[str] = field(default_factory=list)
+    feedback_sent: int = 0
+    feedback_failed: int = 0
+    correct: int = 0
+    labelled: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def observe_version(self, version: str, rows: int) -> None:
+        self.versions[version] += rows
+        if not self.version_order or self.version_order[-1] != version:
+            self.version_order.append(version)
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+    def line(self, elapsed: float, drift: float) -> str:
+        versions = ",".join(f"v{v}:{n}" for v, n in sorted(self.versions.items()))
+        return (
+            f"t={elapsed:5.1f}s requests={self.requests} ok={self.ok} failed={self.failed} "
+            f"drift={drift:.2f} versions=[{versions}] feedback={self.feedback_sent}"
+        )
+
+
+class RowSource:
+    """Synthetic customers with their true labels, generated in blocks per drift level."""
+
+    def __init__(self, seed: int, block: int = 512) -> None:
+        self.seed = seed
+        self.block = block
+        self.buffer: list[tuple[dict[str, Any], Any]] = []
+        self.drift: float | None = None
+        self.blocks = 0
+
+    def take(self, n: int, drift: float) -> list[tuple[dict[str, Any], Any]]:
+        if drift != self.drift:
+            self.buffer.clear()
+            self.drift = drift
+        while len(self.buffer) < n:
+            frame = synthetic.generate_churn(self.block, self.seed + self.blocks, drift)
+            self.blocks += 1
+            labels = frame.pop(synthetic.TARGET).tolist()
+            self.buffer.extend(zip(frame.to_dict("records"), labels, strict=True))
+        rows, self.buffer = self.buffer[:n], self.buffer[n:]
+        return rows
+
+
+async def simulate(
+    url: str,
+    rate: float = 20.0,
+    duration: float = 30.0,
+    drift: DriftSchedule | None = None,
+    feedback_share: float = 0.3,
+    feedback_delay: float = 5.0,
+    batch: int = 1,
+    seed: int = 1000,
+    api_key: str | None = None,
+    concurrency: int = 32,
+    on_tick: Callable[[SimulationStats, float, float], None] | None = None,
+) -> SimulationStats:
+    """Send `rate` requests/s of `batch` rows for `duration` s; returns the stats."""
+    drift = drift or DriftSchedule(((0.0, 0.0),))
+    stats = SimulationStats()
+    rows = RowSource(seed)
+    rng = random.Random(seed)
+    pending: list[tuple[float, str, Any]] = []  # (due time, prediction id, label), a heap
+    headers = {"X-API-Key": api_key} if api_key else {}
+    limit = asyncio.Semaphore(concurrency)
+    base = url.rstrip("/")
+    started = time.monotonic()
+    total = max(1, round(rate * duration))
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as client:
+
+        async def one(records: list[tuple[dict[str, Any], Any]]) -> None:
+            async with limit:
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post("/predict", json=[r for r, _ in records])
+                except httpx.HTTPError:
+                    stats.failed += 1
+                    stats.statuses["error"] += 1
+                    return
+                stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                stats.statuses[response.status_code] += 1
+                if response.status_code != 200:
+                    stats.failed += 1
+                    return
+                body = response.json()
+                stats.ok += 1
+                stats.rows += len(records)
+                stats.observe_version(str(body["model_version"]), len(records))
+                due = time.monotonic() + feedback_delay
+                for (_, label), pid, predicted in zip(
+                    records, body["prediction_ids"], body["predictions"], strict=True
+                ):
+                    if rng.random() < feedback_share:
+                        heapq.heappush(pending, (due, pid, label))
+                        stats.labelled += 1
+                        stats.correct += int(predicted == label)
+
+        async def send_feedback(due_before: float) -> None:
+            items = []
+            while pending and pending[0][0] <= due_before:
+                _, pid, label = heapq.heappop(pending)
+                items.append({"prediction_id": pid, "actual": label})
+            for i in range(0, len(items), 500):
+                chunk = items[i : i + 500]
+                try:
+                    response = await client.post("/feedback", json=chunk)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    stats.feedback_sent += len(chunk)
+                else:
+                    stats.feedback_failed += len(chunk)
+
+        tasks: set[asyncio.Task] = set()
+        last_tick = 0.0
+        for i in range(total):
+            # Open-loop pacing: request i leaves at i / rate whatever the answers' latency.
+            target = started + i / rate
+            delay = target - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elapsed = time.monotonic() - started
+            task = asyncio.create_task(one(rows.take(batch, drift.at(elapsed))))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            stats.requests += 1
+            if pending and pending[0][0] <= time.monotonic():
+                await send_feedback(time.monotonic())
+            if on_tick is not None and elapsed - last_tick >= 1.0:
+                last_tick = elapsed
+                on_tick(stats, elapsed, drift.at(elapsed))
+        if tasks:
+            await asyncio.gather(*tasks)
+        # Ground truth still "in the post" arrives now: the run is bounded in time.
+        await send_feedback(float("inf"))
+        if on_tick is not None:
+            elapsed = time.monotonic() - started
+            on_tick(stats, elapsed, drift.at(elapsed))
+    return stats

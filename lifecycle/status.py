@@ -1,0 +1,154 @@
+"""`mlops status`: one look at the whole loop. Each part answers on its own, so a store that is
+down shows as such while the others still report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lifecycle import registry
+from lifecycle.settings import Settings, get_settings
+
+SPOOL_GLOB = "predictions-*"  # the serving tier's spool files (JSON lines)
+
+
+@dataclass
+class Status:
+    champion: dict[str, Any] | None = None
+    champion_age_hours: float | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    last_training: dict[str, Any] | None = None
+    last_report: dict[str, Any] | None = None
+    predictions_24h: int | None = None
+    feedback_24h: int | None = None
+    spooled: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def collect(settings: Settings | None = None) -> Status:
+    settings = settings or get_settings()
+    status = Status()
+    try:
+        _registry_part(settings, status)
+    except Exception as exc:  # any registry failure is reported, not raised
+        status.problems.append(f"registry {settings.mlflow_tracking_uri}: {_first_line(exc)}")
+    try:
+        _store_part(settings, status)
+    except Exception as exc:  # MongoDB down is a status, not an error
+        status.problems.append(f"MongoDB {settings.mongo_uri}: {_first_line(exc)}")
+    status.spooled = count_spooled(settings)
+    return status
+
+
+def count_spooled(settings: Settings) -> int:
+    """Predictions waiting in the API's spool files for MongoDB to come back."""
+    if not settings.spool_dir.is_dir():
+        return 0
+    total = 0
+    for path in settings.spool_dir.glob(SPOOL_GLOB):
+        with path.open("rb") as fh:
+            total += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
+    return total
+
+
+def _registry_part(settings: Settings, status: Status) -> None:
+    import mlflow
+
+    status.aliases = registry.aliases(settings)
+    champion = registry.version_by_alias(registry.CHAMPION, settings)
+    if champion is not None:
+        status.champion = registry.describe(champion)
+        trained_at = champion.tags.get("trained_at")
+        if trained_at:
+            age = datetime.now(UTC) - datetime.fromisoformat(trained_at)
+            status.champion_age_hours = age.total_seconds() / 3600
+    client = registry.client(settings)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        return
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="attributes.run_name LIKE 'train-%'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        run_view_type=mlflow.entities.ViewType.ACTIVE_ONLY,
+    )
+    if runs:
+        run = runs[0]
+        status.last_training = {
+            "run_id": run.info.run_id,
+            "state": run.info.status,
+            "started": datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            "trials": run.data.params.get("trials"),
+            "promoted": run.data.tags.get("gate_promoted"),
+            "reason": run.data.tags.get("gate_reason"),
+        }
+
+
+def _store_part(settings: Settings, status: Status) -> None:
+    from lifecycle.store import PredictionStore
+
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1500)
+    try:
+        since = datetime.now(UTC) - timedelta(hours=24)
+        status.predictions_24h = store.predictions.count_documents({"ts": {"$gte": since}})
+        status.feedback_24h = store.feedback.count_documents({"ts": {"$gte": since}})
+        status.last_report = store.latest_report(settings.model_name)
+    finally:
+        store.close()
+
+
+def render(status: Status, settings: Settings) -> list[str]:
+    """Plain lines for the terminal."""
+    lines = [f"model {settings.model_name} ({settings.mlflow_tracking_uri})"]
+    if status.champion:
+        c = status.champion
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in c["metrics"].items())
+        age = (
+            f"{status.champion_age_hours:.1f} h old"
+            if status.champion_age_hours is not None
+            else ""
+        )
+        stale = (
+            "  STALE"
+            if status.champion_age_hours is not None
+            and status.champion_age_hours > settings.stale_after_hours
+            else ""
+        )
+        lines.append(f"  champion    v{c['model_version']}, {age}{stale}; test {metrics}")
+    else:
+        lines.append("  champion    none yet (run `mlops train`)")
+    if status.aliases:
+        lines.append(
+            "  aliases     " + ", ".join(f"{a}=v{v}" for a, v in sorted(status.aliases.items()))
+        )
+    if status.last_training:
+        t = status.last_training
+        lines.append(
+            f"  last train  {t['started']:%Y-%m-%d %H:%M} UTC, {t['state']}, "
+            f"{t['trials']} trials; {t['reason'] or ''}"
+        )
+    if status.last_report:
+        r = status.last_report
+        live = r.get("metrics") or {}
+        live_text = ", ".join(f"live {k}={v:.4f}" for k, v in live.items() if v is not None)
+        lines.append(
+            f"  last report {r.get('window_end'):%Y-%m-%d %H:%M} UTC, v{r.get('model_version')}, "
+            f"{r.get('rows')} rows, drift share {r.get('drift_share', 0):.2f}"
+            + (f", {live_text}" if live_text else "")
+        )
+    elif status.predictions_24h is not None:
+        lines.append("  last report none yet")
+    if status.predictions_24h is not None:
+        lines.append(
+            f"  last 24 h   {status.predictions_24h} predictions, {status.feedback_24h} labels"
+        )
+    lines.append(f"  spool       {status.spooled} predictions waiting for MongoDB")
+    lines += [f"  unavailable {p}" for p in status.problems]
+    return lines
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
