@@ -1,0 +1,110 @@
+"""The index page: every report newest first, trend figures computed as documented, safe HTML,
+and charts that are inline SVG with nothing fetched."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reporting.builder import report_files, write_atomic
+from reporting.index import (
+    daily_metric,
+    load_summaries,
+    render_index,
+    weekly_metric,
+    write_index,
+)
+
+MONDAY = datetime(2026, 3, 2, 0, tzinfo=UTC)  # ISO week 2026-W10 starts here
+
+
+def _summary(ts: datetime, live: float | None, labelled: int, version: str = "1", **extra):
+    files = report_files(Path("/reports"), version, ts)
+    return {
+        "model_version": version,
+        "window_end": ts,
+        "rows": 1000,
+        "labelled_rows": labelled,
+        "drift_share": 0.1,
+        "drift_threshold": 0.3,
+        "drifted_columns": [],
+        "primary_metric": "accuracy",
+        "live_metric": live,
+        "relative_html": files.relative_html,
+        **extra,
+    }
+
+
+def test_daily_metric_weights_each_report_by_its_labelled_rows() -> None:
+    summaries = [
+        _summary(MONDAY + timedelta(hours=3), 0.90, 100),
+        _summary(MONDAY + timedelta(hours=6), 0.60, 300),
+        _summary(MONDAY + timedelta(days=1, hours=3), 0.70, 50),
+        _summary(MONDAY + timedelta(days=1, hours=6), None, 0),  # no live metric yet
+    ]
+    assert daily_metric(summaries) == [
+        ("2026-03-02", pytest.approx((0.90 * 100 + 0.60 * 300) / 400), 400),
+        ("2026-03-03", pytest.approx(0.70), 50),
+    ]
+
+
+def test_weekly_metric_groups_by_iso_week() -> None:
+    summaries = [
+        _summary(MONDAY - timedelta(hours=1), 0.50, 10),  # Sunday: previous ISO week
+        _summary(MONDAY + timedelta(hours=1), 0.80, 30),
+        _summary(MONDAY + timedelta(days=6, hours=23), 0.90, 10),  # Sunday of the same week
+    ]
+    assert weekly_metric(summaries) == [
+        ("2026-W09", pytest.approx(0.50), 10),
+        ("2026-W10", pytest.approx((0.80 * 30 + 0.90 * 10) / 40), 40),
+    ]
+
+
+def test_render_index_lists_reports_newest_first_with_four_charts() -> None:
+    summaries = [
+        _summary(MONDAY + timedelta(hours=3 * i), 0.8, 100, version=str(1 + i // 4))
+        for i in range(8)
+    ]
+    summaries.sort(key=lambda s: s["window_end"], reverse=True)
+    page = render_index(summaries, [{"version": "2", "metric": "accuracy", "value": 0.81}])
+
+    links = re.findall(r'href="([^"]+)"', page)
+    assert links == [s["relative_html"] for s in summaries]
+    assert links[0] == "2/20260302T210000Z.html"
+    assert page.count("<svg") == 4
+    assert "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+
+
+def test_render_index_without_reports_shows_placeholders() -> None:
+    page = render_index([])
+    assert page.count("<svg") == 4 and page.count("no data yet") == 4
+    assert "No reports yet" in page
+
+
+def test_render_index_escapes_text_from_the_log() -> None:
+    evil = _summary(MONDAY, 0.8, 10, drifted_columns=["<script>alert(1)</script>"])
+    page = render_index([evil])
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_write_index_reads_summaries_on_disk_and_skips_junk(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    for i, ts in enumerate((MONDAY, MONDAY + timedelta(hours=3))):
+        files = report_files(root, "1", ts)
+        data = _summary(ts, 0.8, 10 + i)
+        data["window_end"] = ts.isoformat()
+        write_atomic(files.json, json.dumps(data))
+    write_atomic(root / "1" / "broken.json", "{not json")
+    hidden = _summary(MONDAY, 0.1, 1)
+    hidden["window_end"] = MONDAY.isoformat()
+    write_atomic(root / ".hidden" / "x.json", json.dumps(hidden))
+
+    assert [s["labelled_rows"] for s in load_summaries(root)] == [11, 10]
+    page = write_index(root).read_text()
+    assert page.count('href="1/') == 2 and "Reports (2)" in page
