@@ -257,6 +257,11 @@ class CachedSource:
         self._last_good: Reading | None = None
         self._started: float | None = None  # monotonic start of the read in flight
 
+    @property
+    def thread_name(self) -> str:
+        """Name of this source's reader thread (unique per exporter, for logs and tests)."""
+        return f"exporter-{self.name}-{id(self):x}"
+
     def _run(self) -> None:
         start = time.monotonic()
         try:
@@ -280,9 +285,7 @@ class CachedSource:
             fresh = self._last is not None and time.time() - self._last.finished_at < self.ttl
             if self._started is None and not fresh:
                 self._started = now
-                threading.Thread(
-                    target=self._run, name=f"exporter-{self.name}", daemon=True
-                ).start()
+                threading.Thread(target=self._run, name=self.thread_name, daemon=True).start()
             if self._started is not None:
                 self._done.wait_for(lambda: self._started is None, timeout=self.budget)
             if self._started is not None and time.monotonic() - self._started >= self.budget:

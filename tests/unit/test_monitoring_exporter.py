@@ -78,8 +78,11 @@ def test_cached_source_reports_a_failing_read_as_down() -> None:
     assert reading is not None and "ConnectionError: store unreachable" in reading.error
 
 
-def test_collector_exports_thresholds_from_settings_without_any_store() -> None:
+def test_collector_exports_thresholds_from_settings_without_any_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Stores on closed ports: the scrape still yields the settings' thresholds and up=0 gauges.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # end the refused reads quickly
     settings = Settings(
         mlflow_tracking_uri_override="http://127.0.0.1:1",
         mongo_uri="mongodb://127.0.0.1:1",
