@@ -349,3 +349,27 @@ def test_exporter_command_serves_metrics_and_stops_on_sigterm(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_exporter_reads_what_training_registers(
+    trained_registry, mongo_server, exporter_factory
+) -> None:
+    # The real training flow's tags (trained_at, task, primary_metric, metric values), not ours.
+    settings = trained_registry.settings.model_copy(
+        update={"mongo_uri": mongo_server.uri, "mongo_db": "exporter_trained"}
+    )
+    _, samples, _ = scrape(exporter_factory(settings).url)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, "champion")
+    labels = {"model_name": settings.model_name, "alias": "champion"}
+    assert value(samples, names.MODEL_LAST_TRAINED_TIMESTAMP_SECONDS, **labels) == (
+        timestamp_seconds(champion.tags["trained_at"])
+    )
+    primary = champion.tags["primary_metric"]
+    assert value(samples, names.MODEL_METRIC, model_name=settings.model_name,
+                 model_version=str(champion.version), metric=primary,
+                 dataset="test") == float(champion.tags[primary])  # fmt: skip
+    bounds = dict(zip(("min", "max"), settings.metric_bounds(champion.tags["task"]), strict=True))
+    for bound, expected in bounds.items():
+        assert value(samples, names.MODEL_METRIC_THRESHOLD, model_name=settings.model_name,
+                     metric=primary, bound=bound) == expected  # fmt: skip
