@@ -225,7 +225,8 @@ def load_predictor(
         version = found.version
     else:
         get_version(version, settings)
+    from lifecycle import tracking
+
     uri = f"models:/{settings.model_name}/{version}"
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    tracking.use(settings)
     return str(version), Predictor.from_pyfunc(mlflow.pyfunc.load_model(uri))

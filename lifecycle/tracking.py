@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 from mlflow import MlflowClient
 
@@ -16,8 +18,7 @@ def configure(settings: Settings | None = None) -> str:
     """
     settings = settings or get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    use(settings)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is not None:
@@ -30,3 +31,20 @@ def configure(settings: Settings | None = None) -> str:
         )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def use(settings: Settings) -> None:
+    """Point MLflow's process-wide tracking and registry URIs at the settings' store.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI into os.environ (for
+    subprocesses); our settings would then read it back as an explicit override, and a second
+    Settings with another MLOPS_HOME in the same process would silently use the first store.
+    So the environment is put back as the user set it.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
