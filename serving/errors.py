@@ -7,6 +7,7 @@ as they read `mlflow models serve`'s.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -46,7 +47,12 @@ def json_response(
     content: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """orjson-encoded JSON (numpy arrays and datetimes included)."""
-    body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    try:
+        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        # Error bodies may echo client text that orjson refuses (lone surrogates, huge ints);
+        # the standard library escapes those.
+        body = json.dumps(content, default=str).encode()
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
@@ -85,14 +91,12 @@ def install_handlers(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "body"
         message = f"{field}: {first.get('msg', 'invalid')}"
-        return json_response(
-            {
-                "detail": message,
-                "field": field,
-                "errors": orjson.loads(orjson.dumps(errors, default=str)),
-            },
-            422,
-        )
+        # Only where and what: the offending input itself may not be encodable.
+        summary = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in errors[:20]
+        ]
+        return json_response({"detail": message, "field": field, "errors": summary}, 422)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ModelNotReadyError, not_ready)

@@ -122,12 +122,15 @@ class PredictionLogger:
         last_probe = 0.0
         while True:
             batch, stop = self._next_batch()
-            if batch:
-                self._write(batch)
-            now = time.monotonic()
-            if self._spooled and now - last_probe >= self.retry_seconds:
-                last_probe = now
-                self._replay()
+            try:
+                if batch:
+                    self._write(batch)
+                now = time.monotonic()
+                if self._spooled and now - last_probe >= self.retry_seconds:
+                    last_probe = now
+                    self._replay()
+            except Exception:  # the writer must outlive any one bad batch; it is logged
+                log.exception("prediction log writer error (%d documents)", len(batch))
             if stop:
                 break
         if self._spooled:

@@ -12,7 +12,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 RECORD_REF = {"$ref": "#/components/schemas/Record"}
 RECORDS = {"type": "array", "items": RECORD_REF, "minItems": 1}
@@ -96,6 +104,16 @@ Label = StrictStr | StrictInt | StrictFloat | StrictBool
 class Feedback(BaseModel):
     prediction_id: str = Field(min_length=1, max_length=100, examples=["6f1c7d2e-..."])
     actual: Label = Field(examples=[1])
+
+    @field_validator("prediction_id", "actual")
+    @classmethod
+    def _utf8(cls, value: Any) -> Any:
+        # JSON may carry lone surrogates; MongoDB (BSON) accepts only valid UTF-8 text.
+        if isinstance(value, str):
+            value.encode("utf-8")
+        if isinstance(value, int) and abs(value) > 2**63 - 1:
+            raise ValueError("integer out of range")
+        return value
 
 
 # What POST /feedback answers.

@@ -22,6 +22,8 @@ from lifecycle.model import FeatureSpec
 _NON_NULLABLE_TYPES = frozenset({"integer", "long", "boolean"})
 # The booster sees float32; a larger value would become inf, which XGBoost refuses.
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Integers beyond 2**53 are not exact as floats, and MongoDB stores at most 64-bit integers.
+_MAX_EXACT_INT = 2**53
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class RecordValidator:
                 )
             return float(code)
         if vtype is int:
-            if abs(value) > _FLOAT32_MAX:
+            if abs(value) > _MAX_EXACT_INT:
                 raise InputValidationError(col.name, f"{value} is out of range{where}")
             return float(value)
         if vtype is float:

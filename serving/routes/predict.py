@@ -255,7 +255,10 @@ def parse_csv(body: bytes, model: LoadedModel) -> list[dict[str, Any]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "body: CSV must be UTF-8 text", "body", True) from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ApiError(400, f"body: not valid CSV ({exc})", "body", True) from None
     if not rows or not rows[0]:
         raise ApiError(400, "body: empty CSV; expected a header row and data rows", "body", True)
     header = rows[0]
