@@ -23,7 +23,7 @@ from lifecycle.settings import get_settings
 from lifecycle.store import PredictionStore
 from lifecycle.windows import parse_window, window_bounds
 from reporting.builder import build_window_report, describe, insufficient_message
-from reporting.index import write_index
+from reporting.index import load_summaries, write_index
 from reporting.reference import Reference, champion_history, load_version_reference
 from reporting.window import WindowData, read_window
 
@@ -65,12 +65,13 @@ def record_report(summary: dict[str, Any]) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def rebuild_index(versions: list[str]) -> Path:
+def rebuild_index() -> Path:
     """Rewrite index.html from every summary on disk, with the champions' test metrics."""
     settings = get_settings()
-    return write_index(
-        settings.reports_dir, champion_history(versions, settings), settings.drift_threshold
-    )
+    summaries = load_summaries(settings.reports_dir)
+    versions = sorted({str(s.get("model_version")) for s in summaries})
+    champions = champion_history(versions, settings)
+    return write_index(settings.reports_dir, champions, settings.drift_threshold, summaries)
 
 
 def _run_name() -> str:
@@ -123,7 +124,7 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     reference = load_reference(version)
     summary = build_report(data, reference, label)
     record_report(summary)
-    index = rebuild_index([str(v) for v in data.version_counts])
+    index = rebuild_index()
     message = describe(summary)
     logger.info("%s → %s (index %s)", message, summary["url"], index)
 

@@ -172,10 +172,13 @@ def write_index(
     reports_dir: Path,
     champions: Sequence[dict[str, Any]] = (),
     threshold: float | None = None,
+    summaries: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
-    """Rebuild `<reports_dir>/index.html` from the summaries on disk."""
+    """Rebuild `<reports_dir>/index.html` from the summaries on disk (or those given)."""
     path = Path(reports_dir) / INDEX_FILE
-    write_atomic(path, render_index(load_summaries(reports_dir), champions, threshold))
+    if summaries is None:
+        summaries = load_summaries(reports_dir)
+    write_atomic(path, render_index(summaries, champions, threshold))
     return path
 
 

@@ -1,0 +1,210 @@
+"""Reporting benchmark: the `build-reports` flow over 100,000 logged predictions, 30 % labelled.
+
+Starts its own nx-27017 (MongoDB wire) and MLflow store in a temporary directory, trains a small
+model for the reference, seeds one 3-hour window (drifted inputs, labels for 30 % of the rows),
+then runs the flow under a Prefect test server. Prints the MongoDB read time (predictions +
+labels), the Evidently time and the whole flow time, medians over the repeats.
+Peer: the 60 s budget of the issue (target: whole flow <= 60 s, ratio <= 1.0).
+Run: .venv/bin/python bench/bench_reporting.py [--rows N --labelled F --repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+BUDGET_SECONDS = 60.0
+END = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+WINDOW = timedelta(hours=3)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mongo(workdir: Path) -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--db",
+            str(workdir / "nx.db"),
+            "-p",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--log-file",
+            str(workdir / "nx.log"),
+            "--pid-file",
+            str(workdir / "nx.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"mongodb://127.0.0.1:{port}"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("nx-27017 did not start")
+
+
+def seed(rows: int, labelled: float, version: str, predictor, settings) -> None:
+    """One window of drifted predictions from the real model, then labels for a share of them."""
+    from lifecycle.store import PredictionStore
+    from lifecycle.synthetic import generate_churn
+
+    frame = generate_churn(rows, seed=123, drift=0.5)
+    features = frame.drop(columns=["churn"])
+    predictions, _ = predictor.predict_frame(features)
+    records = features.to_dict("records")
+    step = WINDOW / rows
+    start = END - WINDOW
+    ids = [str(uuid.uuid4()) for _ in range(rows)]
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=10_000)
+    store.ensure_indexes()
+    docs = [
+        {
+            "_id": pid,
+            "ts": start + step * i,
+            "model_name": settings.model_name,
+            "model_version": version,
+            "features": {k: v.item() if hasattr(v, "item") else v for k, v in rec.items()},
+            "prediction": pred,
+            "probabilities": None,
+            "latency_ms": 1.0,
+            "request_id": pid,
+            "endpoint": "/predict",
+        }
+        for i, (pid, rec, pred) in enumerate(zip(ids, records, predictions, strict=True))
+    ]
+    for i in range(0, rows, 5000):
+        store.insert_predictions(docs[i : i + 5000])
+    chosen = np.random.default_rng(7).random(rows) < labelled
+    labels = {pid: int(y) for pid, y, keep in zip(ids, frame["churn"], chosen, strict=True) if keep}
+    items = list(labels.items())
+    for i in range(0, len(items), 5000):
+        store.upsert_feedback(dict(items[i : i + 5000]))
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--labelled", type=float, default=0.3)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-reporting-"))
+    mongo, uri = start_mongo(tmp)
+    try:
+        # The bench is an entry point: it configures the one settings object through the
+        # environment, as `make up` would.
+        os.environ.update(
+            MLOPS_HOME=str(tmp / "mlops"),
+            MONGO_URI=uri,
+            MLOPS_MONGO_DB="bench",
+            MLOPS_REPORTS_DIR=str(tmp / "reports"),
+            MLOPS_DATA_SOURCE="synthetic:churn?rows=5000&seed=1",
+            MLOPS_TRIALS="3",
+        )
+        for name in ("MLFLOW_TRACKING_URI", "MLOPS_REPORT_MAX_ROWS", "MLOPS_MODEL_NAME"):
+            os.environ.pop(name, None)
+
+        import mlflow.pyfunc
+
+        from lifecycle import tracking
+        from lifecycle.model import Predictor
+        from lifecycle.settings import get_settings
+        from lifecycle.training import train
+
+        settings = get_settings()
+        t0 = time.perf_counter()
+        version = str(train(settings).version)
+        tracking.configure(settings)
+        predictor = Predictor.from_pyfunc(
+            mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
+        )
+        print(f"  trained reference model v{version} in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        seed(args.rows, args.labelled, version, predictor, settings)
+        print(
+            f"  seeded {args.rows:,} predictions ({args.labelled:.0%} labelled) in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows.report import build_reports
+
+        runs = []
+        with prefect_test_harness(server_startup_timeout=60):
+            for i in range(args.repeats):
+                t0 = time.perf_counter()
+                result = build_reports(window="3h", end=END)
+                wall = time.perf_counter() - t0
+                timings = result["timings"]
+                run = {
+                    "read": timings["read_seconds"] + timings["feedback_seconds"],
+                    "predictions": timings["read_seconds"],
+                    "labels": timings["feedback_seconds"],
+                    "evidently": timings["evidently_seconds"],
+                    "flow": wall,
+                }
+                runs.append(run)
+                print(
+                    f"  run {i + 1}: MongoDB read {run['read']:.1f} s (predictions "
+                    f"{run['predictions']:.1f} s + labels {run['labels']:.1f} s), Evidently "
+                    f"{run['evidently']:.1f} s, whole flow {run['flow']:.1f} s; "
+                    f"{result['rows']:,} rows, {result['labelled_rows']:,} labelled, "
+                    f"sampled={result['sampled']}, drift share {result['drift_share']:.2f}, "
+                    f"live accuracy {result['live_metric']:.4f}",
+                    flush=True,
+                )
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(
+            f"reporting ({args.rows:,} predictions, {args.labelled:.0%} labelled, "
+            f"median of {len(runs)} runs):"
+        )
+        print(
+            f"  MongoDB read          {med['read']:8.1f} s   (predictions {med['predictions']:.1f}"
+            f" s + labels {med['labels']:.1f} s)"
+        )
+        print(f"  Evidently             {med['evidently']:8.1f} s")
+        print(
+            f"  whole flow            {med['flow']:8.1f} s   (peer: the {BUDGET_SECONDS:.0f} s "
+            "budget)"
+        )
+        print(f"  ratio flow / budget   {med['flow'] / BUDGET_SECONDS:8.3f}     (target <= 1.0)")
+    finally:
+        mongo.send_signal(signal.SIGTERM)
+        try:
+            mongo.wait(10)
+        except subprocess.TimeoutExpired:
+            mongo.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
