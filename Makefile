@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train demo bench
+.PHONY: help install test lint format train demo bench deploy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,3 +38,6 @@ demo: install ## the whole loop once, locally and finitely (exits 0)
 
 bench: install ## the benchmarks; each prints its ratio against a named peer
 	$(BIN)/python bench/run.py
+
+deploy: install ## apply the work pool, deployments and automations to PREFECT_API_URL
+	$(BIN)/python -m deployments

@@ -106,9 +106,17 @@ def quality_gate(
     return training.gate(candidate, splits, settings)
 
 
+def _run_name() -> str:
+    """`train-50-trials`: the trial count, from the parameter or the settings' default."""
+    from prefect.runtime import flow_run
+
+    trials = flow_run.parameters.get("trials") or get_settings().trials
+    return f"train-{trials}-trials"
+
+
 @flow(
     name="train-model",
-    flow_run_name="train-{trials}-trials",
+    flow_run_name=_run_name,
     retries=1,
     retry_delay_seconds=60,
     timeout_seconds=3600,

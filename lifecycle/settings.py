@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     reports_base_url: str = Field("http://127.0.0.1:8088", validation_alias="MLOPS_REPORTS_URL")
 
     stale_after_hours: float = Field(36, gt=0, validation_alias="MLOPS_STALE_AFTER_HOURS")
+    retrain_on_drift: bool = Field(False, validation_alias="MLOPS_RETRAIN_ON_DRIFT")
     # Alert delivery (Alertmanager config and the Prefect staleness guard); unset = not sent.
     alert_webhook_url: str | None = Field(None, validation_alias="MLOPS_ALERT_WEBHOOK_URL")
     alert_email_to: str | None = Field(None, validation_alias="MLOPS_ALERT_EMAIL_TO")

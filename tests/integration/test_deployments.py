@@ -1,0 +1,194 @@
+"""Deployments on a real Prefect server with a real process worker: apply prefect.yaml the way
+`make deploy` does, check the schedules, Quick-run both deployments through the worker, and see
+the drift automation start a retraining run from a real drift event."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from lifecycle import synthetic
+from lifecycle.settings import Settings
+from tests.fixtures.servers import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    prefect_server: str, mongo_server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """`python -m deployments` (what `make deploy` runs) and a process worker on the pool."""
+    home = tmp_path_factory.mktemp("deployed") / "mlops"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "MLOPS_HOME": str(home),
+        "MONGO_URI": mongo_server.uri,
+        "MLOPS_MONGO_DB": f"deploy{uuid.uuid4().hex[:8]}",
+        "MLOPS_DATA_SOURCE": "synthetic:churn?rows=2000&seed=3",
+        "MLOPS_TRIALS": "3",
+        "MLOPS_MIN_METRIC": "0.6",  # 2,000 rows: keep the gate's bound out of this test
+        "MLOPS_SEARCH_SPACE": "fast",
+        "MLOPS_RETRAIN_ON_DRIFT": "true",
+        "MLOPS_DRIFT_THRESHOLD": "0.2",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
+        "PREFECT_WORKER_WEBSERVER_PORT": str(free_port()),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    applied = subprocess.run(
+        [sys.executable, "-m", "deployments"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    log = (home.parent / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "lifecycle"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield {"env": env, "home": home, "url": prefect_server, "applied": applied.stdout}
+    finally:
+        # The worker ignores the first SIGTERM (DEPENDENCIES.md): send it twice.
+        for _ in range(2):
+            if worker.poll() is None:
+                worker.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(5)
+        if worker.poll() is None:
+            worker.kill()
+        log.close()
+
+
+def _client(url: str):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    class Session:
+        def __enter__(self):
+            self._settings = temporary_settings({PREFECT_API_URL: url})
+            self._settings.__enter__()
+            self._client = get_client(sync_client=True)
+            return self._client.__enter__()
+
+        def __exit__(self, *exc):
+            self._client.__exit__(*exc)
+            self._settings.__exit__(*exc)
+
+    return Session()
+
+
+def _quick_run(url: str, name: str, timeout: float = 240) -> object:
+    """What the UI's Quick run does: a flow run from the deployment, then wait for the worker."""
+    with _client(url) as client:
+        deployment = client.read_deployment_by_name(name)
+        run = client.create_flow_run_from_deployment(deployment.id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run.id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(1)
+    raise AssertionError(f"{name} run {run.id} not final after {timeout}s: {run.state}")
+
+
+def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
+    with _client(deployed["url"]) as client:
+        train = client.read_deployment_by_name("train-model/daily")
+        report = client.read_deployment_by_name("build-reports/every-3h")
+        pool = client.read_work_pool("lifecycle")
+    assert pool.type == "process"
+    assert train.work_pool_name == "lifecycle" and report.work_pool_name == "lifecycle"
+    [train_schedule] = train.schedules
+    assert train_schedule.schedule.cron == "0 2 * * *" and train_schedule.active
+    [report_schedule] = report.schedules
+    assert report_schedule.schedule.interval == timedelta(hours=3)
+    assert report_schedule.schedule.anchor_date == datetime(2026, 1, 1, tzinfo=UTC)
+    # the pull step points at the checkout the deploy ran from
+    [step] = train.pull_steps
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
+    assert "retrain-on-drift automation lifecycle-retrain-on-drift applied" in deployed["applied"]
+
+
+def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> None:
+    from lifecycle import registry
+    from lifecycle.registry import load_predictor
+    from lifecycle.store import PredictionStore
+
+    run = _quick_run(deployed["url"], "train-model/daily")
+    assert run.state.is_completed(), run.state
+    settings = Settings(
+        MLOPS_HOME=str(deployed["home"]),
+        MONGO_URI=deployed["env"]["MONGO_URI"],
+        MLOPS_MONGO_DB=deployed["env"]["MLOPS_MONGO_DB"],
+    )
+    champion = registry.version_by_alias("champion", settings)
+    assert champion is not None
+
+    # Drifted traffic logged by "the API": documents of the prediction log's shape.
+    version, predictor = load_predictor(None, settings)
+    frame = synthetic.churn_features(400, seed=77, drift=1.5)
+    labels, _ = predictor.predict_frame(frame)
+    now = datetime.now(UTC)
+    docs = [
+        {
+            "_id": str(uuid.uuid4()),
+            "ts": now - timedelta(minutes=30) + timedelta(seconds=i),
+            "model_name": settings.model_name,
+            "model_version": version,
+            "features": row,
+            "prediction": label,
+            "probabilities": None,
+            "latency_ms": 1.0,
+            "request_id": None,
+            "endpoint": "/predict",
+        }
+        for i, (row, label) in enumerate(zip(frame.to_dict("records"), labels, strict=True))
+    ]
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
+    store.insert_predictions(docs)
+
+    report_run = _quick_run(deployed["url"], "build-reports/every-3h")
+    assert report_run.state.is_completed(), report_run.state
+    [summary] = store.list_reports(settings.model_name)
+    assert summary["rows"] == 400 and summary["drift_share"] > 0.2
+    assert Path(summary["html_path"]).is_file()
+    assert (settings.reports_dir / "index.html").is_file()
+    store.close()
+
+    # The report emitted lifecycle.drift.detected; the automation runs train-model/daily.
+    with _client(deployed["url"]) as client:
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterName,
+        )
+
+        deadline = time.monotonic() + 60
+        runs = []
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["daily"]))
+            )
+            if len(runs) >= 2:
+                break
+            time.sleep(1)
+    assert len(runs) >= 2, "drift event did not start a train-model/daily run"
