@@ -118,7 +118,8 @@ class ModelHolder:
             except MlflowException as exc:
                 if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
                     return self._unavailable(f"no model version has alias {name}@{alias} yet")
-                return self._unavailable(f"registry error: {_one_line(exc)}")
+                # MLflow's REST client wraps connection failures in MlflowException too
+                return self._unavailable(f"registry unreachable: {_one_line(exc)}")
             except Exception as exc:  # connection refused, DNS, timeouts: registry unreachable
                 return self._unavailable(f"registry unreachable: {_one_line(exc)}")
             current = self.current
