@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train demo bench deploy
+.PHONY: help install test lint format train demo bench deploy up
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,3 +41,6 @@ bench: install ## the benchmarks; each prints its ratio against a named peer
 
 deploy: install ## apply the work pool, deployments and automations to PREFECT_API_URL
 	$(BIN)/python -m deployments
+
+up: install ## the local stack in the foreground: Prefect + worker, MLflow UI, MongoDB, API, nginx
+	$(BIN)/mlops up

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("predict-batch")(predict_batch)
     app.command()(status)
     app.command()(demo)
+    app.command()(up)
 
 
 def simulate(
@@ -131,3 +132,16 @@ def demo(
     from lifecycle.demo import run_demo
 
     raise typer.Exit(run_demo(trials=trials, keep=keep))
+
+
+def up(
+    api_port: int = typer.Option(8000, "--api-port", help="API port."),
+    mlflow_port: int = typer.Option(5000, "--mlflow-port", help="MLflow UI port."),
+    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect UI/API port."),
+    mongo_port: int = typer.Option(27017, "--mongo-port", help="MongoDB-wire server port."),
+    nginx_port: int = typer.Option(8088, "--nginx-port", help="reports (nginx) port."),
+) -> None:
+    """The local stack in the foreground (Prefect, worker, MLflow, MongoDB, API, nginx)."""
+    from lifecycle.stack import Ports, run_stack
+
+    raise typer.Exit(run_stack(Ports(api_port, mlflow_port, prefect_port, mongo_port, nginx_port)))
