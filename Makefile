@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train demo bench deploy up
+.PHONY: help install test lint format train demo bench deploy up compose-up compose-down exporter
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,3 +44,18 @@ deploy: install ## apply the work pool, deployments and automations to PREFECT_A
 
 up: install ## the local stack in the foreground: Prefect + worker, MLflow UI, MongoDB, API, nginx
 	$(BIN)/mlops up
+
+exporter: install ## serve registry/report metrics for Prometheus on :9108
+	$(BIN)/mlops exporter --port 9108
+
+# Docker Compose v2 plugin when present, else the standalone docker-compose (evaluated lazily).
+COMPOSE_CLI = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE = $(COMPOSE_CLI) --env-file .env.cloud -f docker/docker-compose.yml -p lifecycle
+
+compose-up: ## build the images and start the Docker Compose stack in the background (needs Docker + .env.cloud)
+	@test -f .env.cloud || { echo "error: .env.cloud is missing: cp .env.cloud.example .env.cloud and set its secrets"; exit 1; }
+	$(COMPOSE) up -d --build
+	$(COMPOSE) ps
+
+compose-down: ## stop the Docker Compose stack (named volumes, i.e. the data, are kept)
+	$(COMPOSE) down
