@@ -3,7 +3,8 @@
 Search on the synthetic churn source at 100,000 rows, 50 trials (hyperopt TPE, each trial a
 nested MLflow run in a sqlite store). The peer is XGBoost itself: the sum of the trials'
 `xgb.train` times. The ratio wall / fit is what orchestration + tracking cost on top.
-Target: ratio <= 1.25. Run: .venv/bin/python bench/bench_training.py [--rows N --trials N --repeats N]
+Target: ratio <= 1.25.
+Run: .venv/bin/python bench/bench_training.py [--rows N --trials N --repeats N]
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def main() -> None:
     print(f"  sum of XGBoost fits   {med['fit_sum']:8.1f} s   (peer: bare xgboost.train)")
     print(f"  overhead ratio        {med['ratio']:8.3f}     (target <= 1.25)")
     print(f"  log + register        {med['register']:8.1f} s")
-    print(f"RESULT training overhead_ratio={med['ratio']:.3f} target<=1.25 "
-          f"{'PASS' if med['ratio'] <= 1.25 else 'FAIL'}")
+    print(
+        f"RESULT training overhead_ratio={med['ratio']:.3f} target<=1.25 "
+        f"{'PASS' if med['ratio'] <= 1.25 else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ def _mlops(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.
     return subprocess.run([MLOPS, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def _batch(source: Path, output: Path, env: dict[str, str], *extra: str):
+    return _mlops("predict-batch", "--input", str(source), "--output", str(output), *extra, env=env)
+
+
 @pytest.fixture
 def registry_env(trained_registry, mongo_server) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MONGO"))}
@@ -63,14 +67,7 @@ def test_predict_batch_missing_column_is_one_line(
     synthetic.churn_features(50, seed=1).drop(columns=["card_category", "gender"]).to_parquet(
         source
     )
-    done = _mlops(
-        "predict-batch",
-        "--input",
-        str(source),
-        "--output",
-        str(tmp_path / "o.csv"),
-        env=registry_env,
-    )
+    done = _batch(source, tmp_path / "o.csv", registry_env)
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
     assert line == (
@@ -79,16 +76,7 @@ def test_predict_batch_missing_column_is_one_line(
     )
     assert not (tmp_path / "o.csv").exists()
 
-    unknown = _mlops(
-        "predict-batch",
-        "--input",
-        str(source),
-        "--output",
-        str(tmp_path / "o.csv"),
-        "--version",
-        "42",
-        env=registry_env,
-    )
+    unknown = _batch(source, tmp_path / "o.csv", registry_env, "--version", "42")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == "error: model 'lifecycle-model' has no version '42'"
 
@@ -100,14 +88,7 @@ def test_predict_batch_bad_category_names_column_and_row(
     frame.loc[17, "card_category"] = "Diamond"
     source = tmp_path / "bad.csv"
     frame.to_csv(source, index=False)
-    done = _mlops(
-        "predict-batch",
-        "--input",
-        str(source),
-        "--output",
-        str(tmp_path / "o.csv"),
-        env=registry_env,
-    )
+    done = _batch(source, tmp_path / "o.csv", registry_env)
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: column card_category (row 18): unknown category 'Diamond'")
