@@ -41,9 +41,7 @@ def test_predict_batch_scores_200k_rows_like_the_api(
     frame.to_csv(source, index=False)
     output = tmp_path / "scores.parquet"
 
-    done = _mlops(
-        "predict-batch", "--input", str(source), "--output", str(output), env=registry_env
-    )
+    done = _batch(source, output, registry_env)
     assert done.returncode == 0, done.stderr
     assert "scored 200000 rows" in done.stdout
     scores = pd.read_parquet(output)
