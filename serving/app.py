@@ -22,7 +22,8 @@ from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import ServingMetrics
-from serving.routes import admin, feedback, health, predict
+from serving.routes import admin, feedback, health
+from serving.routes.predict import PredictionRoutes
 from serving.schemas import openapi
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder = ModelHolder(settings, metrics)
     app.state.logger = None
     app.state.store = None
-    for module in (predict, feedback, admin, health):
+    for module in (feedback, admin, health):
         app.include_router(module.router)
     install_handlers(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Added last, so it runs first: the prediction routes skip FastAPI's per-request machinery.
+    app.add_middleware(PredictionRoutes, state=app.state)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,9 +12,8 @@ from lifecycle.settings import Settings
 from serving.errors import ApiError
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key a client sent: `X-API-Key: K` or `Authorization: Bearer K`."""
-    headers = request.headers
     key = headers.get("x-api-key")
     if key:
         return key
@@ -24,18 +24,21 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def check_key(settings: Settings, request: Request) -> None:
-    """401 unless the configured key was presented (no key configured: open)."""
+def check_key(settings: Settings, headers: Mapping[str, str], mlflow_format: bool = False) -> None:
+    """401 unless the configured key was presented (no key configured: open).
+
+    `headers` maps lower-case names to values (Starlette's Headers or a plain dict).
+    """
     expected = settings.api_key
     if not expected:
         return
-    key = presented_key(request)
+    key = presented_key(headers)
     if key is None or not secrets.compare_digest(key.encode(), expected.encode()):
         error = ApiError(
             401,
             "missing or wrong API key: send it as X-API-Key or Authorization: Bearer",
             "X-API-Key",
-            mlflow_format=request.url.path == "/invocations",
+            mlflow_format=mlflow_format,
         )
         error.headers["WWW-Authenticate"] = "Bearer"
         raise error
@@ -43,15 +46,7 @@ def check_key(settings: Settings, request: Request) -> None:
 
 async def require_admin(request: Request) -> None:
     """Admin routes (/reload, /feedback) need the key whenever MLOPS_API_KEY is set."""
-    check_key(request.app.state.settings, request)
-
-
-async def require_predict(request: Request) -> None:
-    """Prediction routes need the key only when MLOPS_PROTECT_PREDICT=true."""
-    settings: Settings = request.app.state.settings
-    if settings.protect_predict:
-        check_key(settings, request)
+    check_key(request.app.state.settings, request.headers)
 
 
 AdminKey = Annotated[None, Depends(require_admin)]
-PredictKey = Annotated[None, Depends(require_predict)]

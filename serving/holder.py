@@ -11,6 +11,7 @@ every poll.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import tempfile
 import threading
@@ -146,6 +147,10 @@ class ModelHolder:
                 return "failed"
             self._refused.discard(loaded.version)
             self.current = loaded  # the swap: one reference assignment
+            # Everything loaded so far (mlflow, pandas, the model) lives as long as the process:
+            # keep it out of the cyclic GC, whose full passes otherwise walk ~300k objects
+            # (~70 ms each, measured) while prediction-log documents churn the young generations.
+            gc.freeze()
             self.metrics.reloads.labels(result="success").inc()
             self.metrics.set_model(name, loaded.version, alias, loaded.loaded_at.timestamp())
             log.warning(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +39,8 @@ class PredictionLogger:
         spool_dir: Path,
         *,
         max_queue: int = 100_000,
-        batch_size: int = 1000,
-        flush_seconds: float = 0.05,
+        batch_size: int = 500,
+        flush_seconds: float = 0.1,
         retry_seconds: float = 1.0,
         on_change: Callable[[int, int], None] | None = None,
     ) -> None:
@@ -51,10 +51,13 @@ class PredictionLogger:
         self.flush_seconds = flush_seconds
         self.retry_seconds = retry_seconds
         self.on_change = on_change or (lambda queued, spooled: None)
-        self._queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
-        self._queued = 0  # documents in the queue (SimpleQueue holds lists of documents)
+        # The request side only appends to a deque (atomic in CPython): no lock and no wake-up
+        # per request. Signalling the writer on every request cost ~75 us of CPU per request
+        # (futex + GIL hand-offs) against ~10 us for the documents themselves; the writer
+        # drains on its own clock instead, every `flush_seconds`.
+        self._buffer: deque[dict[str, Any]] = deque()
         self._spooled = 0  # documents in spool files, not yet replayed
-        self._lock = threading.Lock()  # guards counters, the spool file and `_unwritten`
+        self._lock = threading.Lock()  # guards the spool file and the spooled count
         self._unwritten: set[str] = set()  # ids accepted but not yet confirmed in MongoDB
         self._spool_path = spool_dir / f"{SPOOL_PREFIX}{os.getpid()}.jsonl"
         self._spool_file: Any = None
@@ -65,24 +68,20 @@ class PredictionLogger:
     # -- request side ---------------------------------------------------------------------------
     def log(self, documents: list[dict[str, Any]]) -> None:
         """Accept documents for writing; never blocks on MongoDB."""
-        with self._lock:
-            self._unwritten.update(d["_id"] for d in documents)
-            full = self._queued + len(documents) > self.max_queue
-            if not full:
-                self._queued += len(documents)
-        if full:  # overload: straight to disk rather than dropping or blocking on the queue
+        self._unwritten.update(d["_id"] for d in documents)
+        if len(self._buffer) + len(documents) > self.max_queue:
+            # overload: straight to disk rather than dropping or growing without bound
             self._spool(documents)
         else:
-            self._queue.put(documents)
+            self._buffer.extend(documents)
 
     def pending(self, ids: set[str]) -> set[str]:
         """Which of `ids` were accepted but are not in MongoDB yet (queued or spooled)."""
-        with self._lock:
-            return ids & self._unwritten
+        return {i for i in ids if i in self._unwritten}
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return len(self._buffer)
 
     @property
     def spooled(self) -> int:
@@ -95,12 +94,11 @@ class PredictionLogger:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         """Flush: write (or spool) everything queued, then stop the writer."""
         if self._thread is None:
             return
         self._stopping.set()
-        self._queue.put(None)
         self._thread.join(timeout)
         self._thread = None
         with self._lock:
@@ -108,60 +106,36 @@ class PredictionLogger:
                 self._spool_file.close()
                 self._spool_file = None
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until the queue is empty and nothing is spooled (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queued == 0 and self._spooled == 0:
-                return True
-            time.sleep(0.02)
-        return False
-
     # -- writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
         last_probe = 0.0
         while True:
-            batch, stop = self._next_batch()
+            stop = self._stopping.wait(self.flush_seconds)
             try:
-                if batch:
+                self._notify()
+                # Only what was there at the start of the cycle: looping `while buffer` would
+                # chase the few documents that arrive during each insert and degrade into
+                # thousands of tiny insert_many calls (~350 us of CPU each, measured).
+                remaining = len(self._buffer)
+                while remaining > 0:
+                    batch = self._take(remaining)
+                    remaining -= len(batch)
                     self._write(batch)
                 now = time.monotonic()
-                if self._spooled and now - last_probe >= self.retry_seconds:
+                if self._spooled and (stop or now - last_probe >= self.retry_seconds):
                     last_probe = now
                     self._replay()
+                self._notify()
             except Exception:  # the writer must outlive any one bad batch; it is logged
-                log.exception("prediction log writer error (%d documents)", len(batch))
+                log.exception("prediction log writer error")
             if stop:
                 break
-        if self._spooled:
-            self._replay()
 
-    def _next_batch(self) -> tuple[list[dict[str, Any]], bool]:
-        batch: list[dict[str, Any]] = []
-        try:
-            item = self._queue.get(timeout=self.retry_seconds if self._spooled else 0.5)
-        except queue.Empty:
-            return batch, self._stopping.is_set()
-        if item is None:
-            stop = True
-        else:
-            batch.extend(item)
-            stop = False
-        # Coalesce what is already waiting, up to one batch, without waiting long.
-        deadline = time.monotonic() + self.flush_seconds
-        while len(batch) < self.batch_size and not stop:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is None:
-                stop = True
-            else:
-                batch.extend(item)
-        with self._lock:
-            self._queued -= len(batch)
-        self._notify()
-        return batch, stop
+    def _take(self, limit: int) -> list[dict[str, Any]]:
+        buffer, batch = self._buffer, []
+        for _ in range(min(len(buffer), self.batch_size, limit)):
+            batch.append(buffer.popleft())
+        return batch
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if not self._mongo_up:
@@ -177,8 +151,7 @@ class PredictionLogger:
         self._confirm(batch)
 
     def _confirm(self, batch: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._unwritten.difference_update(d["_id"] for d in batch)
+        self._unwritten.difference_update(d["_id"] for d in batch)
 
     # -- spool ----------------------------------------------------------------------------------
     def _spool(self, documents: list[dict[str, Any]]) -> None:
@@ -242,7 +215,7 @@ class PredictionLogger:
         self._notify()
 
     def _notify(self) -> None:
-        self.on_change(self._queued, self._spooled)
+        self.on_change(len(self._buffer), self._spooled)
 
 
 def _read_spool(path: Path) -> Iterator[list[dict[str, Any]]]:

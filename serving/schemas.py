@@ -97,6 +97,57 @@ INVOCATIONS_BODY = {
     }
 }
 
+_ERRORS = {
+    "400": {"description": "not JSON / CSV, or an MLflow input format error"},
+    "401": {"description": "API key missing (MLOPS_PROTECT_PREDICT=true)"},
+    "413": {"description": "body over MLOPS_MAX_BODY_BYTES"},
+    "415": {"description": "wrong content type"},
+    "422": {"description": "a record does not fit the model: the field is named"},
+    "503": {"description": "no model loaded yet (the reason is given)"},
+}
+# The prediction routes are served by a plain ASGI layer (serving.routes.predict), so their
+# OpenAPI entries are written here rather than derived from FastAPI routes.
+PREDICTION_PATHS: dict[str, Any] = {
+    "/predict": {
+        "post": {
+            "tags": ["predictions"],
+            "summary": "Predict one record or a list",
+            "description": "Predictions, class probabilities (classifiers), `model_name`, "
+            "`model_version` and one `prediction_id` per row.",
+            "operationId": "predict",
+            **PREDICT_BODY,
+            "responses": {"200": {"description": "predictions"}, **_ERRORS},
+        }
+    },
+    "/invocations": {
+        "post": {
+            "tags": ["predictions"],
+            "summary": "MLflow scoring protocol",
+            "description": "As `mlflow models serve`: `dataframe_split`, `dataframe_records`, "
+            '`instances` or `inputs` JSON, or CSV; answers `{"predictions": [...]}`.',
+            "operationId": "invocations",
+            **INVOCATIONS_BODY,
+            "responses": {"200": {"description": "predictions"}, **_ERRORS},
+        }
+    },
+    "/v1/models/{name}:predict": {
+        "post": {
+            "tags": ["predictions"],
+            "summary": "KServe v1 predict",
+            "operationId": "kserve_predict",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            **KSERVE_BODY,
+            "responses": {
+                "200": {"description": "predictions"},
+                "404": {"description": "no model of that name"},
+                **_ERRORS,
+            },
+        }
+    },
+}
+
 Label = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
@@ -142,6 +193,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         record = {"type": "object", "description": "the served model's features (none loaded)"}
         examples = {}
     doc.setdefault("components", {}).setdefault("schemas", {})["Record"] = record
+    doc.setdefault("paths", {}).update(PREDICTION_PATHS)
     for path, method, key in (
         ("/predict", "post", "record"),
         ("/invocations", "post", "dataframe_records"),

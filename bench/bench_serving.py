@@ -1,0 +1,312 @@
+"""Serving benchmark: our API against `mlflow models serve`, same registered model, same load.
+
+Both servers run one uvicorn worker on loopback; wrk (1 thread, 8 connections) posts one-row
+JSON requests for `--duration` seconds, `--runs` times each, and the medians are printed:
+requests/s, p50 and p99 latency. Ours is measured with the prediction log on (nx-27017 MongoDB
+on loopback) and off, on /predict and on /invocations (the same dataframe_split body MLflow
+gets). Then a 1,000-row batch request's latency and the resident memory (RSS) of our process.
+
+Targets: throughput >= 20x mlflow's; our p99 <= 10 ms at 8 connections; logging on >= 90 % of
+off; RSS <= 500 MB. Run: .venv/bin/python bench/bench_serving.py [--duration S --runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk(url: str, body: str, duration: int, workdir: Path) -> dict[str, float]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{non2xx.group(1)} non-2xx answers from {url}:\n{out}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def train_model(home: Path, rows: int, trials: int) -> tuple[Any, str]:
+    from lifecycle.settings import Settings
+    from lifecycle.training import train
+
+    settings = Settings(MLOPS_HOME=str(home), MLOPS_DATA_SOURCE=f"synthetic:churn?rows={rows}")
+    result = train(settings, trials=trials)
+    return settings, result.version
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--runs", type=int, default=3, help="wrk runs per server (median)")
+    parser.add_argument("--rows", type=int, default=5000, help="training rows")
+    parser.add_argument("--trials", type=int, default=5, help="training trials")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)")
+        return 1
+
+    from lifecycle.synthetic import churn_features
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        home = work / "mlops"
+        settings, version = train_model(home, args.rows, args.trials)
+        print(
+            f"model {settings.model_name} v{version} trained ({args.rows} rows, "
+            f"{args.trials} trials)",
+            flush=True,
+        )
+        row = churn_features(1, seed=123).to_dict(orient="records")[0]
+        names = list(row)
+        split_body = json.dumps(
+            {"dataframe_split": {"columns": names, "data": [[row[c] for c in names]]}}
+        )
+        record_body = json.dumps(row)
+        batch = churn_features(1000, seed=124).to_dict(orient="records")
+        base_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MONGO"))
+        }
+        base_env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+        base_env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+        results: dict[str, Any] = {}
+        procs: list[subprocess.Popen] = []
+        try:
+            mongo_port = free_port()
+            mongo = subprocess.Popen(
+                [
+                    str(BIN / "nx-27017"),
+                    "--db",
+                    str(work / "nx.db"),
+                    "-p",
+                    str(mongo_port),
+                    "--host",
+                    "127.0.0.1",
+                    "--log-file",
+                    str(work / "nx.log"),
+                    "--pid-file",
+                    str(work / "nx.pid"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(mongo)
+
+            # -- mlflow models serve ------------------------------------------------------------
+            port = free_port()
+            env = {**base_env, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+            peer = subprocess.Popen(
+                [
+                    str(BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "--env-manager",
+                    "local",
+                    "-m",
+                    f"models:/{settings.model_name}/{version}",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-w",
+                    "1",
+                ],
+                env=env,
+                stdout=open(work / "mlflow.log", "wb"),
+                stderr=subprocess.STDOUT,  # noqa: SIM115
+            )
+            procs.append(peer)
+            wait_http(f"http://127.0.0.1:{port}/ping", 180, peer)
+            url = f"http://127.0.0.1:{port}/invocations"
+            wrk(url, split_body, 2, work)  # warm-up
+            runs = [wrk(url, split_body, args.duration, work) for _ in range(args.runs)]
+            results["mlflow"] = median_runs(runs)
+            _show("mlflow models serve /invocations", runs)
+            stop(peer)
+
+            # -- ours, logging on and off ---------------------------------------------------------
+            for logging_on in (True, False):
+                port = free_port()
+                env = {
+                    **base_env,
+                    "MLOPS_HOME": str(home),
+                    "MONGO_URI": f"mongodb://127.0.0.1:{mongo_port}",
+                    "MLOPS_MONGO_DB": "bench",
+                    "MLOPS_LOG_PREDICTIONS": "true" if logging_on else "false",
+                }
+                ours = subprocess.Popen(
+                    [str(BIN / "mlops"), "serve", "--port", str(port), "--workers", "1"],
+                    env=env,
+                    stdout=open(work / "ours.log", "ab"),
+                    stderr=subprocess.STDOUT,  # noqa: SIM115
+                )
+                procs.append(ours)
+                base = f"http://127.0.0.1:{port}"
+                wait_http(f"{base}/ready", 180, ours)
+                tag = "on" if logging_on else "off"
+                wrk(f"{base}/predict", record_body, 2, work)  # warm-up
+                runs = [
+                    wrk(f"{base}/predict", record_body, args.duration, work)
+                    for _ in range(args.runs)
+                ]
+                results[f"ours_predict_log_{tag}"] = median_runs(runs)
+                _show(f"ours /predict (prediction log {tag})", runs)
+                if logging_on:
+                    runs = [
+                        wrk(f"{base}/invocations", split_body, args.duration, work)
+                        for _ in range(args.runs)
+                    ]
+                    results["ours_invocations_log_on"] = median_runs(runs)
+                    _show("ours /invocations (prediction log on)", runs)
+                    results["batch_1000_ms"] = _batch_latency(f"{base}/predict", batch)
+                    results["rss_mb"] = rss_mb(ours.pid)
+                    with httpx.Client() as client:
+                        client.get(f"{base}/metrics")
+                stop(ours)
+        finally:
+            for proc in procs:
+                stop(proc)
+
+    _report(results, args)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _batch_latency(url: str, batch: list[dict[str, Any]], repeats: int = 15) -> float:
+    times = []
+    with httpx.Client(timeout=60) as client:
+        client.post(url, json=batch)  # warm-up
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            r = client.post(url, json=batch)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200 and len(r.json()["predictions"]) == len(batch)
+    return statistics.median(times)
+
+
+def _show(name: str, runs: list[dict[str, float]]) -> None:
+    per_run = ", ".join(f"{r['rps']:.0f}" for r in runs)
+    print(f"  {name}: req/s per run {per_run}", flush=True)
+
+
+def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
+    peer, on, off = r["mlflow"], r["ours_predict_log_on"], r["ours_predict_log_off"]
+    inv = r["ours_invocations_log_on"]
+    ratio = on["rps"] / peer["rps"]
+    log_share = on["rps"] / off["rps"]
+    print(
+        f"serving (one-row requests, wrk -t1 -c8, {args.duration} s, median of {args.runs} runs,"
+        " 1 worker each):"
+    )
+    print(f"  {'server':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, m in (
+        ("mlflow models serve /invocations", peer),
+        ("ours /predict, prediction log on", on),
+        ("ours /predict, prediction log off", off),
+        ("ours /invocations, prediction log on", inv),
+    ):
+        print(f"  {name:40} {m['rps']:9.0f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}")
+    checks = [
+        (f"throughput ratio ours/mlflow       {ratio:8.1f}x", "(target >= 20x)", ratio >= 20),
+        (f"/invocations ratio ours/mlflow     {inv['rps'] / peer['rps']:8.1f}x", "", True),
+        (
+            f"our p99 at 8 connections           {on['p99_ms']:8.2f} ms",
+            "(target <= 10 ms)",
+            on["p99_ms"] <= 10,
+        ),
+        (
+            f"logging on / off                   {log_share:8.1%}",
+            "(target >= 90 %)",
+            log_share >= 0.9,
+        ),
+        (f"1,000-row batch request (median)   {r['batch_1000_ms']:8.1f} ms", "", True),
+        (
+            f"RSS of our serving process         {r['rss_mb']:8.0f} MB",
+            "(target <= 500 MB)",
+            r["rss_mb"] <= 500,
+        ),
+    ]
+    for text, target, ok in checks:
+        mark = "" if not target else ("  ok" if ok else "  MISSED")
+        print(f"  {text} {target}{mark}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
