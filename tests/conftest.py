@@ -20,6 +20,14 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_outside_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write to a developer's tracking server, nor to another test's store through
+    an MLFLOW_TRACKING_URI some library exported into os.environ."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh MLOPS_HOME (sqlite MLflow store, artifacts, reports) and fresh settings."""
