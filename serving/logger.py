@@ -38,7 +38,7 @@ class PredictionLogger:
         store: PredictionStore,
         spool_dir: Path,
         *,
-        max_queue: int = 100_000,
+        max_queue: int = 10_000,
         batch_size: int = 500,
         flush_seconds: float = 0.1,
         retry_seconds: float = 1.0,
@@ -54,7 +54,9 @@ class PredictionLogger:
         # The request side only appends to a deque (atomic in CPython): no lock and no wake-up
         # per request. Signalling the writer on every request cost ~75 us of CPU per request
         # (futex + GIL hand-offs) against ~10 us for the documents themselves; the writer
-        # drains on its own clock instead, every `flush_seconds`.
+        # drains on its own clock instead, every `flush_seconds`. Beyond `max_queue` documents
+        # (a few seconds of traffic: MongoDB slower than the API) the overflow goes to the spool
+        # file, so memory stays bounded (~2 KB per queued document).
         self._buffer: deque[dict[str, Any]] = deque()
         self._spooled = 0  # documents in spool files, not yet replayed
         self._lock = threading.Lock()  # guards the spool file and the spooled count
@@ -68,7 +70,10 @@ class PredictionLogger:
     # -- request side ---------------------------------------------------------------------------
     def log(self, documents: list[dict[str, Any]]) -> None:
         """Accept documents for writing; never blocks on MongoDB."""
-        self._unwritten.update(d["_id"] for d in documents)
+        if len(documents) == 1:
+            self._unwritten.add(documents[0]["_id"])
+        else:
+            self._unwritten.update([d["_id"] for d in documents])
         if len(self._buffer) + len(documents) > self.max_queue:
             # overload: straight to disk rather than dropping or growing without bound
             self._spool(documents)
@@ -94,7 +99,7 @@ class PredictionLogger:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 60.0) -> None:
         """Flush: write (or spool) everything queued, then stop the writer."""
         if self._thread is None:
             return
