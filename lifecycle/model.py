@@ -10,7 +10,6 @@ records the data source produced. Serving unwraps the pyfunc (`Predictor.from_py
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,14 +196,14 @@ class Predictor:
         self.spec = spec
 
     @classmethod
-    def from_dir(cls, directory: Path) -> Predictor:
+    def from_files(cls, booster_path: Path, spec_path: Path) -> Predictor:
         import xgboost as xgb
 
         booster = xgb.Booster()
-        booster.load_model(str(Path(directory) / BOOSTER_FILE))
+        booster.load_model(str(booster_path))
         # One thread per prediction: requests are tiny and the server runs them concurrently.
         booster.set_param({"nthread": 1})
-        return cls(booster, FeatureSpec.load(Path(directory) / SPEC_FILE))
+        return cls(booster, FeatureSpec.load(spec_path))
 
     @classmethod
     def from_pyfunc(cls, pyfunc_model: Any) -> Predictor:
@@ -226,17 +225,3 @@ class Predictor:
         directory.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(directory / BOOSTER_FILE))
         self.spec.save(directory / SPEC_FILE)
-
-
-def make_pyfunc_model() -> Any:
-    """The mlflow PythonModel instance to log; its class lives in `lifecycle.pyfunc`."""
-    from lifecycle.pyfunc import LifecycleModel
-
-    return LifecycleModel()
-
-
-def nan_to_none(value: Any) -> Any:
-    """NaN floats become None (JSON null) for responses and log documents."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

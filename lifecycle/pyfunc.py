@@ -8,7 +8,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from lifecycle.model import BOOSTER_FILE, SPEC_FILE, Predictor
+from lifecycle.model import Predictor
 
 
 class LifecycleModel(mlflow.pyfunc.PythonModel):
@@ -22,10 +22,8 @@ class LifecycleModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         from pathlib import Path
 
-        directory = Path(context.artifacts["booster"]).parent
-        assert Path(context.artifacts["spec"]).name == SPEC_FILE
-        assert Path(context.artifacts["booster"]).name == BOOSTER_FILE
-        self.predictor = Predictor.from_dir(directory)
+        artifacts = context.artifacts
+        self.predictor = Predictor.from_files(Path(artifacts["booster"]), Path(artifacts["spec"]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
