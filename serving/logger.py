@@ -101,11 +101,10 @@ class PredictionLogger:
 
     def close(self, timeout: float = 60.0) -> None:
         """Flush: write (or spool) everything queued, then stop the writer."""
-        if self._thread is None:
-            return
-        self._stopping.set()
-        self._thread.join(timeout)
-        self._thread = None
+        if self._thread is not None:
+            self._stopping.set()
+            self._thread.join(timeout)
+            self._thread = None
         with self._lock:
             if self._spool_file is not None:
                 self._spool_file.close()
