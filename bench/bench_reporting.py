@@ -71,7 +71,7 @@ def start_mongo(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 def seed(rows: int, labelled: float, version: str, predictor, settings) -> None:
     """One window of drifted predictions from the real model, then labels for a share of them."""
-    from lifecycle.store import PredictionStore
+    from lifecycle.store import PredictionStore, prediction_document
     from lifecycle.synthetic import generate_churn
 
     frame = generate_churn(rows, seed=123, drift=0.5)
@@ -84,18 +84,16 @@ def seed(rows: int, labelled: float, version: str, predictor, settings) -> None:
     store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=10_000)
     store.ensure_indexes()
     docs = [
-        {
-            "_id": pid,
-            "ts": start + step * i,
-            "model_name": settings.model_name,
-            "model_version": version,
-            "features": {k: v.item() if hasattr(v, "item") else v for k, v in rec.items()},
-            "prediction": pred,
-            "probabilities": None,
-            "latency_ms": 1.0,
-            "request_id": pid,
-            "endpoint": "/predict",
-        }
+        prediction_document(
+            pid,
+            start + step * i,
+            settings.model_name,
+            version,
+            {k: v.item() if hasattr(v, "item") else v for k, v in rec.items()},
+            pred,
+            latency_ms=1.0,
+            request_id=pid,
+        )
         for i, (pid, rec, pred) in enumerate(zip(ids, records, predictions, strict=True))
     ]
     for i in range(0, rows, 5000):

@@ -37,6 +37,33 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def prediction_document(
+    prediction_id: str,
+    ts: datetime,
+    model_name: str,
+    model_version: str,
+    features: Mapping[str, Any],
+    prediction: Any,
+    probabilities: Mapping[str, float] | None = None,
+    latency_ms: float | None = None,
+    request_id: str | None = None,
+    endpoint: str = "/predict",
+) -> dict[str, Any]:
+    """One `predictions` document, in the shape every reader of the log expects."""
+    return {
+        "_id": prediction_id,
+        "ts": ts,
+        "model_name": model_name,
+        "model_version": model_version,
+        "features": features,
+        "prediction": prediction,
+        "probabilities": probabilities,
+        "latency_ms": latency_ms,
+        "request_id": request_id,
+        "endpoint": endpoint,
+    }
+
+
 class PredictionStore:
     """Thin, typed access to the three collections. Cheap to build; connects lazily."""
 

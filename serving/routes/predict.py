@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from lifecycle.errors import InputValidationError, ModelNotReadyError
+from lifecycle.store import prediction_document
 from serving.deps import check_key
 from serving.errors import ApiError, from_validation, render
 from serving.holder import LoadedModel
@@ -189,18 +190,18 @@ async def predict_records(
         probs = proba.tolist() if proba is not None else None
         state.logger.log(
             [
-                {
-                    "_id": ids[i],
-                    "ts": ts,
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "features": records[i],
-                    "prediction": labels[i],
-                    "probabilities": dict(zip(keys, probs[i], strict=True)) if probs else None,
-                    "latency_ms": latency_ms,
-                    "request_id": request_id,
-                    "endpoint": endpoint,
-                }
+                prediction_document(
+                    ids[i],
+                    ts,
+                    model.name,
+                    model.version,
+                    records[i],
+                    labels[i],
+                    dict(zip(keys, probs[i], strict=True)) if probs else None,
+                    latency_ms,
+                    request_id,
+                    endpoint,
+                )
                 for i in range(n)
             ]
         )

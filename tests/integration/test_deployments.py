@@ -132,7 +132,7 @@ def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
 def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> None:
     from lifecycle import registry
     from lifecycle.registry import load_predictor
-    from lifecycle.store import PredictionStore
+    from lifecycle.store import PredictionStore, prediction_document
 
     run = _quick_run(deployed["url"], "train-model/daily")
     assert run.state.is_completed(), run.state
@@ -150,18 +150,14 @@ def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> Non
     labels, _ = predictor.predict_frame(frame)
     now = datetime.now(UTC)
     docs = [
-        {
-            "_id": str(uuid.uuid4()),
-            "ts": now - timedelta(minutes=30) + timedelta(seconds=i),
-            "model_name": settings.model_name,
-            "model_version": version,
-            "features": row,
-            "prediction": label,
-            "probabilities": None,
-            "latency_ms": 1.0,
-            "request_id": None,
-            "endpoint": "/predict",
-        }
+        prediction_document(
+            str(uuid.uuid4()),
+            now - timedelta(minutes=30) + timedelta(seconds=i),
+            settings.model_name,
+            version,
+            row,
+            label,
+        )
         for i, (row, label) in enumerate(zip(frame.to_dict("records"), labels, strict=True))
     ]
     store = PredictionStore(settings.mongo_uri, settings.mongo_db)
