@@ -36,15 +36,18 @@ def configure(settings: Settings | None = None) -> str:
 def use(settings: Settings) -> None:
     """Point MLflow's process-wide tracking and registry URIs at the settings' store.
 
-    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI into os.environ (for
-    subprocesses); our settings would then read it back as an explicit override, and a second
-    Settings with another MLOPS_HOME in the same process would silently use the first store.
-    So the environment is put back as the user set it.
+    `mlflow.set_tracking_uri` / `set_registry_uri` also export MLFLOW_TRACKING_URI and
+    MLFLOW_REGISTRY_URI into os.environ (for subprocesses). Our settings would then read the
+    first back as an explicit override, and any subprocess started later (`mlflow models serve`,
+    a flow run) would resolve `models:/...` in whichever store was set last. So the environment
+    is put back as the user set it.
     """
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

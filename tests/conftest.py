@@ -25,6 +25,7 @@ def _no_outside_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never write to a developer's tracking server, nor to another test's store through
     an MLFLOW_TRACKING_URI some library exported into os.environ."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     get_settings.cache_clear()
 
 

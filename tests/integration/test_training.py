@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import registry, synthetic
+from lifecycle import registry, synthetic, tracking
 from lifecycle.data import load_dataset
 from lifecycle.model import Predictor
 from lifecycle.settings import get_settings
@@ -92,8 +92,7 @@ def test_train_registers_champion_with_50_nested_trials(fifty_trials) -> None:
 
 def test_registered_pyfunc_predicts_raw_example_like_the_booster(fifty_trials) -> None:
     settings, _ = fifty_trials
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    tracking.use(settings)
     uri = f"models:/{settings.model_name}@champion"
     model = mlflow.pyfunc.load_model(uri)
     example = mlflow.models.Model.load(uri).load_input_example(
