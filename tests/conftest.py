@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,18 @@ def _no_outside_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_prefect_events_worker() -> Iterator[None]:
+    """Prefect keeps one events worker per process, keyed without the API URL: once a test has
+    emitted events to one server (the `prefect_server` fixture), later events would still go
+    there instead of to the test harness. Draining after each test makes the next emitter bind
+    to the server current at that time."""
+    yield
+    worker = sys.modules.get("prefect.events.worker")
+    if worker is not None:
+        worker.EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture
