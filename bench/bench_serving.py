@@ -69,6 +69,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# CPU pinning (--pin): the servers under test get CPU 1 to themselves; the load generator and
+# the local MongoDB-wire server share CPU 0, as they would sit on other hosts in production.
+# The same pinning applies to every configuration and to the peer, so ratios stay fair.
+SERVER_CPU: list[str] = []
+SIDE_CPU: list[str] = []
+
+
 def wrk(url: str, body: str, duration: int, workdir: Path) -> dict[str, float]:
     script = workdir / "post.lua"
     script.write_text(
@@ -77,7 +84,7 @@ def wrk(url: str, body: str, duration: int, workdir: Path) -> dict[str, float]:
         f"wrk.body = {json.dumps(body)}\n"
     )
     out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [*SIDE_CPU, "wrk", "-t1", "-c8", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -119,10 +126,20 @@ def main() -> int:
     parser.add_argument(
         "--mongo-nice", type=int, default=10, help="nice level of the local MongoDB-wire server"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="analysis: servers on CPU 1, wrk and the MongoDB-wire server on CPU 0 (this confines"
+        " the API's prediction-log writer thread to the API's one core)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)")
         return 1
+    if args.pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        SERVER_CPU[:] = ["taskset", "-c", "1"]
+        SIDE_CPU[:] = ["taskset", "-c", "0"]
+        print("pinning: servers under test on CPU 1; wrk and the MongoDB-wire server on CPU 0")
 
     from lifecycle.synthetic import churn_features
 
@@ -157,6 +174,7 @@ def main() -> int:
             # of logging; every document still arrives (counted below).
             mongo = subprocess.Popen(
                 [
+                    *SIDE_CPU,
                     "nice",
                     "-n",
                     str(args.mongo_nice),
@@ -182,6 +200,7 @@ def main() -> int:
             env = {**base_env, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
             peer = subprocess.Popen(
                 [
+                    *SERVER_CPU,
                     str(BIN / "mlflow"),
                     "models",
                     "serve",
@@ -224,7 +243,15 @@ def main() -> int:
                     "MLOPS_LOG_PREDICTIONS": "false" if tag == "off" else "true",
                 }
                 ours = subprocess.Popen(
-                    [str(BIN / "mlops"), "serve", "--port", str(port), "--workers", "1"],
+                    [
+                        *SERVER_CPU,
+                        str(BIN / "mlops"),
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                    ],
                     env=env,
                     stdout=open(work / "ours.log", "ab"),  # noqa: SIM115 (the child keeps it)
                     stderr=subprocess.STDOUT,
