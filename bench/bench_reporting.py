@@ -14,10 +14,8 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,47 +24,24 @@ from pathlib import Path
 
 import numpy as np
 
+from lifecycle.local_servers import free_port, nx_command, wait_port
+
 BUDGET_SECONDS = 60.0
 END = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=3)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_mongo(workdir: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
     port = free_port()
     proc = subprocess.Popen(
-        [
-            binary,
-            "--db",
-            str(workdir / "nx.db"),
-            "-p",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--log-file",
-            str(workdir / "nx.log"),
-            "--pid-file",
-            str(workdir / "nx.pid"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        nx_command(workdir / "nx.db", port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"mongodb://127.0.0.1:{port}"
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("nx-27017 did not start")
+    try:
+        wait_port(port, 30, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        proc.kill()
+        raise SystemExit(f"nx-27017 did not start: {exc}") from None
+    return proc, f"mongodb://127.0.0.1:{port}"
 
 
 def seed(rows: int, labelled: float, version: str, predictor, settings) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,38 +27,10 @@ from typing import Any
 
 import httpx
 
+from lifecycle.local_servers import free_port, nx_command, stop_process, wait_http
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def rss_mb(pid: int) -> float:
@@ -178,17 +149,7 @@ def main() -> int:
                     "nice",
                     "-n",
                     str(args.mongo_nice),
-                    str(BIN / "nx-27017"),
-                    "--db",
-                    str(work / "nx.db"),
-                    "-p",
-                    str(mongo_port),
-                    "--host",
-                    "127.0.0.1",
-                    "--log-file",
-                    str(work / "nx.log"),
-                    "--pid-file",
-                    str(work / "nx.pid"),
+                    *nx_command(work / "nx.db", mongo_port),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -226,7 +187,7 @@ def main() -> int:
             runs = [wrk(url, split_body, args.duration, work) for _ in range(args.runs)]
             results["mlflow"] = median_runs(runs)
             _show("mlflow models serve /invocations", runs)
-            stop(peer)
+            stop_process(peer, timeout=30)
 
             # -- ours, logging on and off ---------------------------------------------------------
             # "spool": logging on with MongoDB unreachable, so every document goes to the spool
@@ -267,7 +228,7 @@ def main() -> int:
                 results[f"ours_predict_log_{tag}"] = median_runs(runs)
                 _show(f"ours /predict (prediction log {tag})", runs)
                 if tag == "spool":
-                    stop(ours)
+                    stop_process(ours, timeout=30)
                     continue
                 if logging_on:
                     runs = [
@@ -279,12 +240,12 @@ def main() -> int:
                     results["batch_1000_ms"] = _batch_latency(f"{base}/predict", batch)
                     results["rss_mb"] = rss_mb(ours.pid)
                     results["predicted_rows"] = _predicted_rows(f"{base}/metrics")
-                stop(ours, timeout=120)  # SIGTERM: the prediction log flushes
+                stop_process(ours, timeout=120)  # SIGTERM: the prediction log flushes
                 if logging_on:
                     results["logged_docs"] = _count_docs(f"mongodb://127.0.0.1:{mongo_port}")
         finally:
             for proc in procs:
-                stop(proc)
+                stop_process(proc, timeout=30)
 
     _report(results, args)
     out = ROOT / "bench" / "results"

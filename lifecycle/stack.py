@@ -19,12 +19,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from lifecycle.local_servers import wait_http
 from lifecycle.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,17 +121,11 @@ def run_stack(ports: Ports) -> int:
 def worker_main() -> int:
     """The `worker` process: deploy, bootstrap a first champion, then poll the work pool."""
     api = os.environ["PREFECT_API_URL"]
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{api}/health", timeout=2).json() is True:
-                break
-        except (httpx.HTTPError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            print(f"Prefect server at {api} did not become healthy", file=sys.stderr)
-            return 1
-        time.sleep(1)
+    try:
+        wait_http(f"{api}/health", 120)
+    except TimeoutError:
+        print(f"Prefect server at {api} did not become healthy", file=sys.stderr)
+        return 1
     if subprocess.run([sys.executable, "-m", "deployments"], cwd=ROOT).returncode != 0:
         return 1
     _first_training()

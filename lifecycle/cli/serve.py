@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import typer
@@ -54,29 +52,14 @@ def mongo(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 ) -> None:
     """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME."""
-    from lifecycle.errors import LifecycleError
+    from lifecycle.local_servers import nx_command
     from lifecycle.settings import get_settings
 
     settings = get_settings()
     port = port or urlsplit(settings.mongo_uri).port or 27017
-    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
-    if not Path(binary).exists():
-        raise LifecycleError("nx-27017 is not installed: pip install nx-27017")
     folder = settings.home / "mongo"
     folder.mkdir(parents=True, exist_ok=True)
-    command = [
-        binary,
-        "--db",
-        str(folder / "lifecycle.db"),
-        "-p",
-        str(port),
-        "--host",
-        host,
-        "--log-file",
-        str(folder / "nx-27017.log"),
-        "--pid-file",
-        str(folder / "nx-27017.pid"),
-    ]
+    command = nx_command(folder / "lifecycle.db", port, host)
     typer.echo(f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder})")
     proc = subprocess.Popen(command)
     try:

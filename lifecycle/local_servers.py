@@ -1,0 +1,92 @@
+"""Helpers for the servers Lifecycle starts on loopback itself (`mlops mongo`, the demo, tests and
+benchmarks): a free port, waiting for a port or a URL, stopping a child, and the nx-27017 command.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from lifecycle.errors import LifecycleError
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Until something listens on 127.0.0.1:`port`; fails early if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before port {port} opened")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Until `url` answers 200; fails early if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def nx_binary() -> str:
+    """The nx-27017 executable (on PATH, or next to this Python)."""
+    found = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+    if not Path(found).exists():
+        raise LifecycleError("nx-27017 is not installed: pip install nx-27017")
+    return found
+
+
+def nx_command(
+    db_path: Path, port: int, host: str = "127.0.0.1", binary: str | None = None
+) -> list[str]:
+    """The nx-27017 (MongoDB wire protocol) command line; log and pid files sit beside the db."""
+    folder = db_path.parent
+    return [
+        binary or nx_binary(),
+        "--db",
+        str(db_path),
+        "-p",
+        str(port),
+        "--host",
+        host,
+        "--log-file",
+        str(folder / f"{db_path.stem}.log"),
+        "--pid-file",
+        str(folder / f"{db_path.stem}.pid"),
+    ]
