@@ -192,7 +192,9 @@ def load_reference(
 
 def describe(version: ModelVersion) -> dict[str, Any]:
     """Name, version, tags and metrics of a version, as shown by `mlops status` and `GET /model`."""
-    metric_names = ("accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2")
+    from lifecycle.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    metric_names = CLASSIFICATION_METRICS + REGRESSION_METRICS
     return {
         "model_name": version.name,
         "model_version": str(version.version),

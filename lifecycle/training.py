@@ -333,9 +333,7 @@ def gate(candidate: Candidate, splits: Splits, settings: Settings) -> registry.G
     champion_version = str(champion.version) if champion is not None else None
     if champion_version is not None and champion_version != candidate.version:
         try:
-            champ = Predictor.from_pyfunc(
-                mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{champion_version}")
-            )
+            _, champ = registry.load_predictor(champion_version, settings)
             champion_value = evaluate(champ, splits.test).get(metric)
         except Exception as exc:  # any failure means "cannot compare"; the reason is logged
             log.warning("champion v%s cannot score this data: %s", champion_version, exc)
