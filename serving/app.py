@@ -76,15 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         if settings.log_predictions:
             app.state.logger = PredictionLogger(
-                store,
                 settings.spool_dir,
+                settings.mongo_uri,
+                settings.mongo_db,
                 on_change=lambda queued, spooled: (
                     metrics.log_queue.set(queued),
                     metrics.log_spooled.set(spooled),
                 ),
             )
             app.state.logger.start()
-        # Indexes are best effort: MongoDB may be down now; the logger spools meanwhile.
+        # Indexes are best effort: MongoDB may be down now; the journal keeps predictions meanwhile.
         index_task = asyncio.create_task(asyncio.to_thread(_ensure_indexes, store))
         watcher = asyncio.create_task(app.state.holder.run(), name="model-watcher")
         try:

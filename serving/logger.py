@@ -1,259 +1,322 @@
 """The prediction log: documents go to MongoDB off the request path and are never lost.
 
-Requests hand documents to a bounded in-memory queue; one writer thread drains it in batches with
-`insert_many`. When MongoDB is unreachable (or the queue is full) documents are appended to a
-spool file (JSON lines) under MLOPS_HOME/spool; once MongoDB answers again the spool is replayed.
-Replays are idempotent because each document's `_id` is its prediction id and the store skips ids
-it already holds, so a batch that half-reached MongoDB before a failure is not duplicated.
+Three stages, each cheap for the one before it:
+
+1. A request appends one tuple (its ids, time, model, records, predictions, probabilities,
+   latency, request id, endpoint) to an in-memory deque: no document per row, no encoding, no
+   lock, no wake-up; it never blocks.
+2. A writer thread drains the deque every `flush_seconds`, encodes each request as one journal
+   line (`lifecycle.journal.encode_entry`) and appends them to the journal: a JSON-lines
+   segment under MLOPS_HOME/spool. It seals the segment (renames it complete) whenever the
+   shipper has caught up, or when the segment grows past `seal_bytes`, and wakes the shipper.
+3. The shipper, a process of its own (`serving.shipper`), inserts sealed segments into MongoDB
+   with `insert_many` and deletes each once MongoDB holds all of it. While MongoDB is
+   unreachable the segments wait on disk and are retried; replays are idempotent because each
+   document's `_id` is its prediction id.
+
+The API process thus pays one tuple per request, and one orjson call per request plus one file
+write per flush in a tight loop off the request path (measured: the same encoding costs several
+times more per call when interleaved with request handling than in a batch); building
+documents, BSON encoding and the database round trips happen in another process, outside the
+API's GIL (bench/bench_serving.py measures what is left). The shipper reports back which ids it
+shipped, so `pending()` (used by /feedback) and the queue and spool metrics stay exact.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
-from pymongo.errors import PyMongoError
 
-from lifecycle.store import PredictionStore
+from lifecycle import journal
 
 log = logging.getLogger(__name__)
 
-SPOOL_PREFIX = "predictions-"
-REPLAY_CHUNK = 1000
-
 
 class PredictionLogger:
-    """Bounded queue → batched inserts, with an append-only spool while MongoDB is down."""
+    """Bounded queue → journal segments on disk → shipper process → MongoDB."""
 
     def __init__(
         self,
-        store: PredictionStore,
         spool_dir: Path,
+        mongo_uri: str,
+        mongo_db: str,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 500,
         flush_seconds: float = 0.1,
+        seal_bytes: int = 8 << 20,
         retry_seconds: float = 1.0,
+        shutdown_seconds: float = 30.0,
         on_change: Callable[[int, int], None] | None = None,
     ) -> None:
-        self.store = store
         self.spool_dir = spool_dir
+        self.mongo_uri = mongo_uri
+        self.mongo_db = mongo_db
         self.max_queue = max_queue
-        self.batch_size = batch_size
         self.flush_seconds = flush_seconds
+        self.seal_bytes = seal_bytes
         self.retry_seconds = retry_seconds
+        self.shutdown_seconds = shutdown_seconds
         self.on_change = on_change or (lambda queued, spooled: None)
         # The request side only appends to a deque (atomic in CPython): no lock and no wake-up
         # per request. Signalling the writer on every request cost ~75 us of CPU per request
-        # (futex + GIL hand-offs) against ~10 us for the documents themselves; the writer
-        # drains on its own clock instead, every `flush_seconds`. Beyond `max_queue` documents
-        # (a few seconds of traffic: MongoDB slower than the API) the overflow goes to the spool
-        # file, so memory stays bounded (~2 KB per queued document).
-        self._buffer: deque[dict[str, Any]] = deque()
-        self._spooled = 0  # documents in spool files, not yet replayed
-        self._lock = threading.Lock()  # guards the spool file and the spooled count
-        self._unwritten: set[str] = set()  # ids accepted but not yet confirmed in MongoDB
-        self._spool_path = spool_dir / f"{SPOOL_PREFIX}{os.getpid()}.jsonl"
-        self._spool_file: Any = None
+        # (futex + GIL hand-offs); the writer drains on its own clock instead. Beyond
+        # `max_queue` requests (the disk slower than the API) requests write their line to the
+        # journal themselves, so memory stays bounded.
+        self._buffer: deque[tuple[Any, ...]] = deque()
+        self._unwritten: set[str] = set()  # ids journaled, not yet confirmed in MongoDB
+        self._lock = threading.Lock()  # guards the open segment, segment table and id set
+        self._pid = os.getpid()
+        self._seq = time.time_ns()  # unique across restarts, even when the pid is reused
+        self._open: IO[bytes] | None = None
+        self._open_path: Path | None = None
+        self._open_count = 0
+        self._open_bytes = 0
+        # Sealed segments not yet confirmed by the shipper: name -> documents in it.
+        self._sealed: dict[str, int] = {}
         self._mongo_up = True
+        self._shipper: subprocess.Popen | None = None
+        self._shipper_started = 0.0
+        self._messages = b""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # -- request side ---------------------------------------------------------------------------
-    def log(self, documents: list[dict[str, Any]]) -> None:
-        """Accept documents for writing; never blocks on MongoDB."""
-        if len(documents) == 1:
-            self._unwritten.add(documents[0]["_id"])
+    def log(self, entry: tuple[Any, ...]) -> None:
+        """Accept one request: the arguments of `journal.encode_entry`, ids first.
+
+        Never blocks on MongoDB; the caller must not change the entry's objects afterwards.
+        """
+        if len(self._buffer) >= self.max_queue:  # overload: to disk, neither dropped nor hoarded
+            with self._lock:
+                self._track([entry])
+            self._journal([entry])
         else:
-            self._unwritten.update([d["_id"] for d in documents])
-        if len(self._buffer) + len(documents) > self.max_queue:
-            # overload: straight to disk rather than dropping or growing without bound
-            self._spool(documents)
-        else:
-            self._buffer.extend(documents)
+            self._buffer.append(entry)
 
     def pending(self, ids: set[str]) -> set[str]:
-        """Which of `ids` were accepted but are not in MongoDB yet (queued or spooled)."""
-        return {i for i in ids if i in self._unwritten}
+        """Which of `ids` were accepted but are not in MongoDB yet (queued or in the journal)."""
+        with self._lock:  # the writer moves entries from the queue to the journal under it
+            found = ids & self._unwritten
+            rest = ids - found
+            for entry in list(self._buffer) if rest else ():
+                found.update(rest.intersection(entry[0]))
+        return found
 
     @property
     def queued(self) -> int:
-        return len(self._buffer)
+        """Documents on their way to MongoDB: in memory, or in the journal while it is up."""
+        return len(self._buffer) + (self._backlog() if self._mongo_up else 0)
 
     @property
     def spooled(self) -> int:
-        return self._spooled
+        """Documents waiting in the journal because MongoDB is unreachable."""
+        return 0 if self._mongo_up else self._backlog()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._adopt_orphans()
+        self._seal_leftovers()
+        self._start_shipper()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Flush: write (or spool) everything queued, then stop the writer."""
+    def close(self) -> None:
+        """Flush: journal everything queued, seal it, and let the shipper deliver it.
+
+        The shipper gets `shutdown_seconds` to reach MongoDB; what it cannot deliver stays in
+        the journal and is shipped by the next start (ours or another worker's).
+        """
         if self._thread is not None:
             self._stopping.set()
-            self._thread.join(timeout)
+            self._thread.join(self.shutdown_seconds)
             self._thread = None
-        with self._lock:
-            if self._spool_file is not None:
-                self._spool_file.close()
-                self._spool_file = None
+        else:  # never started: still journal what was accepted
+            self._flush(final=True)
+        shipper, self._shipper = self._shipper, None
+        if shipper is None:
+            return
+        if shipper.stdin is not None:
+            shipper.stdin.close()  # end of file: the shipper makes its final round and exits
+        deadline = time.monotonic() + self.shutdown_seconds + 5
+        while shipper.poll() is None and time.monotonic() < deadline:
+            self._read_messages(shipper)  # keeps its pipe from filling up while it finishes
+            time.sleep(0.02)
+        if shipper.poll() is None:
+            log.warning("prediction shipper still busy at shutdown; the journal keeps the rest")
+            shipper.kill()
+            shipper.wait()
+        self._read_messages(shipper)
+        if shipper.stdout is not None:
+            shipper.stdout.close()
+        self._notify()
 
     # -- writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
-        last_probe = 0.0
         while True:
             stop = self._stopping.wait(self.flush_seconds)
             try:
-                self._notify()
-                # Only what was there at the start of the cycle: looping `while buffer` would
-                # chase the few documents that arrive during each insert and degrade into
-                # thousands of tiny insert_many calls (~350 us of CPU each, measured).
-                remaining = len(self._buffer)
-                while remaining > 0:
-                    batch = self._take(remaining)
-                    remaining -= len(batch)
-                    self._write(batch)
-                now = time.monotonic()
-                if self._spooled and (stop or now - last_probe >= self.retry_seconds):
-                    last_probe = now
-                    self._replay()
-                self._notify()
+                self._flush(final=stop)
+                if not stop:
+                    self._supervise()
             except Exception:  # the writer must outlive any one bad batch; it is logged
                 log.exception("prediction log writer error")
             if stop:
                 break
 
-    def _take(self, limit: int) -> list[dict[str, Any]]:
-        buffer, batch = self._buffer, []
-        for _ in range(min(len(buffer), self.batch_size, limit)):
-            batch.append(buffer.popleft())
-        return batch
+    def _flush(self, final: bool = False) -> None:
+        shipper = self._shipper
+        if shipper is not None:
+            self._read_messages(shipper)
+        # Only what was there at the start of the cycle, in one write.
+        count = len(self._buffer)
+        if count:
+            with self._lock:  # so pending() finds every entry in the queue or the id set
+                popleft = self._buffer.popleft
+                entries = [popleft() for _ in range(count)]
+                self._track(entries)
+            self._journal(entries)
+        with self._lock:
+            # Seal whenever the shipper has caught up (so documents reach MongoDB within about
+            # one flush interval), and otherwise only when the segment is large: while MongoDB
+            # is down the journal grows as a few big files, not thousands of small ones.
+            if self._open_count and (
+                final or not self._sealed or self._open_bytes >= self.seal_bytes
+            ):
+                self._seal()
+        self._notify()
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        if not self._mongo_up:
-            self._spool(batch)
+    def _journal(self, entries: list[tuple[Any, ...]]) -> None:
+        encode = journal.encode_entry
+        data = b"".join([encode(*entry) for entry in entries])
+        rows = sum([len(entry[0]) for entry in entries])
+        with self._lock:
+            if self._open is None:
+                self._seq += 1
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                name = journal.segment_name(self._pid, self._seq, journal.OPEN)
+                self._open_path = self.spool_dir / name
+                self._open = open(self._open_path, "ab")  # noqa: SIM115 (kept open)
+            self._open.write(data)
+            self._open.flush()  # in the page cache: survives the API process crashing
+            self._open_count += rows
+            self._open_bytes += len(data)
+
+    def _track(self, entries: list[tuple[Any, ...]]) -> None:
+        """Remember the entries' ids until the shipper confirms them (call with the lock held)."""
+        for entry in entries:
+            self._unwritten.update(entry[0])
+
+    def _seal(self) -> None:
+        """Close the open segment and hand it to the shipper (call with the lock held)."""
+        assert self._open is not None and self._open_path is not None
+        self._open.close()
+        sealed = self._open_path.with_suffix(journal.SEALED)
+        self._open_path.rename(sealed)
+        self._sealed[sealed.name] = self._open_count
+        self._open, self._open_path = None, None
+        self._open_count, self._open_bytes = 0, 0
+        self._wake_shipper()
+
+    def _backlog(self) -> int:
+        return self._open_count + sum(self._sealed.values())
+
+    def _seal_leftovers(self) -> None:
+        """Segments under our own pid are from an earlier process that had it (a container's
+        pid 1 is reused on every restart): seal them and count them as ours to ship."""
+        for path in self.spool_dir.glob(f"{journal.PREFIX}{self._pid}-*"):
+            if path.name.endswith(journal.OPEN):
+                sealed = path.with_suffix(journal.SEALED)
+                path.rename(sealed)
+                path = sealed
+            if path.name.endswith(journal.SEALED):
+                self._sealed[path.name] = journal.count_documents(path)
+
+    # -- the shipper process --------------------------------------------------------------------
+    def _start_shipper(self) -> None:
+        # The child reads the same settings object; only the MongoDB target is handed over
+        # explicitly, since the app may run with settings that are not the environment's.
+        env = {**os.environ, "MONGO_URI": self.mongo_uri, "MLOPS_MONGO_DB": self.mongo_db}
+        command = [
+            sys.executable,
+            "-m",
+            "serving.shipper",
+            "--dir",
+            str(self.spool_dir),
+            "--owner",
+            str(self._pid),
+            "--retry-seconds",
+            str(self.retry_seconds),
+        ]
+        self._shipper = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+        assert self._shipper.stdout is not None
+        os.set_blocking(self._shipper.stdout.fileno(), False)
+        self._shipper_started = time.monotonic()
+
+    def _supervise(self) -> None:
+        """A shipper that died is restarted (at most every 5 s); the journal kept its work."""
+        shipper = self._shipper
+        if shipper is None or shipper.poll() is None:
+            return
+        if time.monotonic() - self._shipper_started < 5:
+            return
+        log.warning("prediction shipper exited with %s; restarting it", shipper.returncode)
+        self._read_messages(shipper)
+        self._start_shipper()
+        with self._lock:
+            if self._sealed:
+                self._wake_shipper()
+
+    def _wake_shipper(self) -> None:
+        shipper = self._shipper
+        if shipper is None or shipper.stdin is None:
             return
         try:
-            self.store.insert_predictions(batch)
-        except PyMongoError as exc:
-            log.warning("MongoDB unreachable (%s); spooling %d predictions", exc, len(batch))
-            self._mongo_up = False
-            self._spool(batch)
+            shipper.stdin.write(b"\n")
+            shipper.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died; _supervise restarts it
+            pass
+
+    def _read_messages(self, shipper: subprocess.Popen) -> None:
+        stream = shipper.stdout
+        if stream is None or stream.closed:
             return
-        self._confirm(batch)
-
-    def _confirm(self, batch: list[dict[str, Any]]) -> None:
-        self._unwritten.difference_update(d["_id"] for d in batch)
-
-    # -- spool ----------------------------------------------------------------------------------
-    def _spool(self, documents: list[dict[str, Any]]) -> None:
-        data = b"".join(orjson.dumps(d) + b"\n" for d in documents)
-        with self._lock:
-            if self._spool_file is None:
-                self._spool_file = open(self._spool_path, "ab")  # noqa: SIM115 (kept open)
-            self._spool_file.write(data)
-            self._spool_file.flush()
-            self._spooled += len(documents)
-        self._notify()
-
-    def _replay(self) -> None:
-        """MongoDB back? Move the spool aside (new documents start a new file) and replay it."""
-        if not self.store.ping():
+        data = b""
+        while True:
+            try:
+                block = os.read(stream.fileno(), 1 << 16)
+            except BlockingIOError:
+                break
+            if not block:
+                break
+            data += block
+        if not data:
             return
-        self._mongo_up = True
+        lines = (self._messages + data).split(b"\n")
+        self._messages = lines.pop()  # a partial last line waits for the rest
         with self._lock:
-            if self._spool_file is not None:
-                self._spool_file.close()
-                self._spool_file = None
-            if self._spool_path.exists():
-                self._spool_path.rename(self._claimed_name(self._spool_path))
-        for path in sorted(self.spool_dir.glob(f"{SPOOL_PREFIX}*.replay-{os.getpid()}")):
-            if not self._replay_file(path):
-                self._mongo_up = False
-                return
-        log.info("prediction spool replayed")
+            for line in lines:
+                self._apply(orjson.loads(line))
 
-    def _replay_file(self, path: Path) -> bool:
-        for chunk in _read_spool(path):
-            try:
-                self.store.insert_predictions(chunk)
-            except PyMongoError as exc:
-                log.warning("spool replay of %s stopped (%s); will retry", path.name, exc)
-                return False
-            self._confirm(chunk)
-            with self._lock:
-                self._spooled = max(0, self._spooled - len(chunk))
-            self._notify()
-        path.unlink()
-        return True
-
-    def _claimed_name(self, path: Path) -> Path:
-        return path.with_name(f"{path.name}.{time.time_ns()}.replay-{os.getpid()}")
-
-    def _adopt_orphans(self) -> None:
-        """Spool files left by processes that are gone (crash, older run) become ours."""
-        for path in self.spool_dir.glob(f"{SPOOL_PREFIX}*"):
-            owner = _owner_pid(path)
-            if owner == os.getpid() or (owner is not None and _alive(owner)):
-                continue
-            claimed = self._claimed_name(path)
-            try:
-                path.rename(claimed)
-            except OSError:  # another worker claimed it first
-                continue
-            count = sum(len(c) for c in _read_spool(claimed))
-            with self._lock:
-                self._spooled += count
-        self._notify()
+    def _apply(self, message: dict[str, Any]) -> None:
+        if "shipped" in message:
+            self._sealed.pop(message["shipped"], None)
+            self._unwritten.difference_update(message["ids"])
+        elif "adopted" in message:
+            self._sealed[message["adopted"]] = message["count"]
+        elif "mongo" in message:
+            self._mongo_up = message["mongo"] == "up"
 
     def _notify(self) -> None:
-        self.on_change(len(self._buffer), self._spooled)
-
-
-def _read_spool(path: Path) -> Iterator[list[dict[str, Any]]]:
-    """Documents of a spool file in chunks; a torn last line (crash mid-write) is skipped."""
-    chunk: list[dict[str, Any]] = []
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.warning("skipping a torn line in %s", path.name)
-                continue
-            doc["ts"] = datetime.fromisoformat(doc["ts"])
-            chunk.append(doc)
-            if len(chunk) >= REPLAY_CHUNK:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def _owner_pid(path: Path) -> int | None:
-    # predictions-<pid>.jsonl or predictions-<pid>.jsonl.<ns>.replay-<pid2>: the last pid owns it
-    name = path.name
-    tail = name.rsplit("replay-", 1)[1] if "replay-" in name else name[len(SPOOL_PREFIX) :]
-    digits = tail.split(".", 1)[0]
-    return int(digits) if digits.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        self.on_change(self.queued, self.spooled)

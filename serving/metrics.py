@@ -73,13 +73,13 @@ class ServingMetrics:
         )
         self.log_queue = Gauge(
             names.PREDICTION_LOG_QUEUE,
-            "Prediction log documents waiting in memory.",
+            "Prediction log documents on their way to MongoDB (in memory or the journal).",
             registry=reg,
             multiprocess_mode="livesum",
         )
         self.log_spooled = Gauge(
             names.PREDICTION_LOG_SPOOLED,
-            "Prediction log documents in the spool file, waiting for MongoDB.",
+            "Prediction log documents held in the journal while MongoDB is unreachable.",
             registry=reg,
             multiprocess_mode="livesum",
         )

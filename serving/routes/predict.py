@@ -16,13 +16,11 @@ import io
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from lifecycle.errors import InputValidationError, ModelNotReadyError
-from lifecycle.store import prediction_document
 from serving.deps import check_key
 from serving.errors import ApiError, from_validation, render
 from serving.holder import LoadedModel
@@ -183,27 +181,21 @@ async def predict_records(
     ids = [str(uuid.uuid4()) for _ in range(n)]
     state.metrics.count_predictions(model.version, labels if model.is_classifier else None, n)
     if state.logger is not None:
-        latency_ms = (time.perf_counter() - t0) * 1000.0
-        request_id = call.headers.get("x-request-id") or ids[0]
-        ts = datetime.now(UTC)
-        keys = model.class_keys
-        probs = proba.tolist() if proba is not None else None
+        # One tuple; the logger's writer encodes it (`journal.encode_entry`) off the request.
         state.logger.log(
-            [
-                prediction_document(
-                    ids[i],
-                    ts,
-                    model.name,
-                    model.version,
-                    records[i],
-                    labels[i],
-                    dict(zip(keys, probs[i], strict=True)) if probs else None,
-                    latency_ms,
-                    request_id,
-                    endpoint,
-                )
-                for i in range(n)
-            ]
+            (
+                ids,
+                time.time(),
+                model.name,
+                model.version,
+                records,
+                labels,
+                model.class_keys,
+                proba,
+                (time.perf_counter() - t0) * 1000.0,
+                call.headers.get("x-request-id") or ids[0],
+                endpoint,
+            )
         )
     return model, labels, proba, ids
 

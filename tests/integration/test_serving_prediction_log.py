@@ -1,11 +1,16 @@
 """No lost predictions: MongoDB goes down for more than 10 s under load and comes back; every
-answered prediction row ends up in `predictions` exactly once (spool + idempotent replay)."""
+answered prediction row ends up in `predictions` exactly once (journal + idempotent replay).
+Nor when the API or its shipper process is killed: what reached the journal is shipped."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +21,8 @@ from tests.fixtures.serving import api_env, churn_records, metric_value, mongo_c
 from tests.fixtures.training import train_small
 
 pytestmark = pytest.mark.integration
+
+PREFIX = "mlops_prediction_log_"
 
 OUTAGE_SECONDS = 11.0
 CONCURRENCY = 8
@@ -98,3 +105,130 @@ async def _load_through_outage(url: str, mongo: MongoServer) -> tuple[list[str],
         stop.set()
         await asyncio.gather(*workers)
     return ids, statuses, during
+
+
+# -- crashes: the journal on disk is what makes an answered prediction durable ------------------
+
+
+def _start_isolated_api(start_api, trained_registry, home, mongo_uri: str):
+    """The session's registry, but a state folder (and so a journal) of this test's own."""
+    env = api_env(
+        home,
+        mongo_uri,
+        f"crash{uuid.uuid4().hex[:8]}",
+        MLFLOW_TRACKING_URI=trained_registry.settings.mlflow_tracking_uri,
+    )
+    return start_api(env), mongo_collection(mongo_uri, env["MLOPS_MONGO_DB"])
+
+
+def _predict_sequentially(url: str, count: int) -> list[str]:
+    rows = churn_records(50, seed=43)
+    ids: list[str] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(count):
+            body = rows[i % len(rows)] if i % 2 else rows[i % 40 : i % 40 + 3]
+            r = client.post("/predict", json=body)
+            assert r.status_code == 200, r.text
+            ids.extend(r.json()["prediction_ids"])
+    return ids
+
+
+def _shipper_pids(home: Path) -> list[int]:
+    """Shipper processes working on this state folder's journal (found by command line)."""
+    spool = str(home / "spool").encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serving.shipper" in cmdline and spool in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _wait_until(condition, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _stored_ids(collection, ids: list[str]) -> set[str]:
+    """The ids in the collection, once it holds as many documents as `ids` (or after 60 s)."""
+    _wait_until(lambda: collection.count_documents({}) >= len(ids), timeout=60)
+    return {d["_id"] for d in collection.find({}, {"_id": 1})}
+
+
+def _kill_api(server) -> None:
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    server.proc = None
+
+
+@pytest.fixture
+def private_mongo(tmp_path) -> Iterator[MongoServer]:
+    """A MongoDB-wire server of the test's own: nx-27017 shares collections across database
+    names, and these tests count every document."""
+    server = MongoServer(free_port(), tmp_path / "nx.db", tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_killed_api_loses_no_journaled_prediction(
+    trained_registry, private_mongo, start_api, tmp_path
+) -> None:
+    home = tmp_path / "mlops"
+    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
+    (shipper,) = _shipper_pids(home)
+    ids = _predict_sequentially(server.url, 200)
+    time.sleep(0.5)  # a few flush intervals: every answered document is in the journal now
+
+    _kill_api(server)  # no shutdown, no flush: only the journal and the shipper are left
+    assert _stored_ids(predictions, ids) == set(ids)
+    assert predictions.count_documents({}) == len(ids)
+    assert _wait_until(lambda: not _shipper_pids(home)), f"shipper {shipper} outlived its API"
+    assert not list((home / "spool").glob("predictions-*")), "the journal is emptied"
+
+
+def test_killed_shipper_is_restarted_and_loses_nothing(
+    trained_registry, private_mongo, start_api, tmp_path
+) -> None:
+    home = tmp_path / "mlops"
+    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
+    (first,) = _shipper_pids(home)
+    ids = _predict_sequentially(server.url, 100)
+    os.kill(first, signal.SIGKILL)
+    ids += _predict_sequentially(server.url, 300)  # meanwhile the journal holds the documents
+
+    assert _wait_until(lambda: _shipper_pids(home) not in ([], [first])), "no new shipper"
+    assert _stored_ids(predictions, ids) == set(ids)
+    server.stop()
+    assert predictions.count_documents({}) == len(ids)
+
+
+def test_journal_left_while_mongo_was_down_is_shipped_by_the_next_start(
+    trained_registry, private_mongo, start_api, tmp_path
+) -> None:
+    home = tmp_path / "mlops"
+    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
+    private_mongo.stop()
+    ids = _predict_sequentially(server.url, 150)
+
+    def spooled() -> float:
+        return metric_value(httpx.get(f"{server.url}/metrics").text, PREFIX + "spooled")
+
+    assert _wait_until(lambda: spooled() >= len(ids)) and spooled() == len(ids)
+    _kill_api(server)  # its shipper's last try fails too: MongoDB is still down
+    assert _wait_until(lambda: not _shipper_pids(home))
+    assert list((home / "spool").glob("predictions-*")), "the journal survives the crash"
+
+    private_mongo.start()
+    server = start_api(server.env)  # a new process: adopts the dead one's journal
+    assert _stored_ids(predictions, ids) == set(ids)
+    assert predictions.count_documents({}) == len(ids)

@@ -1,83 +1,132 @@
-"""The prediction logger's spool: with MongoDB unreachable nothing is dropped, and the spool
-file reads back exactly (a torn last line from a crash is skipped)."""
+"""The prediction logger's journal: with MongoDB unreachable nothing is dropped, segments read
+back exactly (a torn last line from a crash is skipped), and overload goes to disk, not memory.
+The shipper process runs for real here; MongoDB is simply not there (port 9)."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from lifecycle.store import PredictionStore
-from serving.logger import PredictionLogger, _owner_pid, _read_spool
+import numpy as np
+import orjson
+import pytest
+
+from lifecycle import journal
+from serving.logger import PredictionLogger
+
+UNREACHABLE = "mongodb://127.0.0.1:9"
 
 
-def _docs(n: int) -> list[dict]:
-    ts = datetime.now(UTC)
+def _request(rows: int) -> tuple[Any, ...]:
+    """One request's log entry, as the prediction routes hand it to the logger."""
+    ids = [str(uuid.uuid4()) for _ in range(rows)]
+    records = [{"x": i, "city": "Oslo"} for i in range(rows)]
+    proba = np.tile(np.array([[0.4, 0.6]], dtype=np.float32), (rows, 1))
+    return (
+        ids,
+        time.time(),
+        "m",
+        "1",
+        records,
+        [1] * rows,
+        ("0", "1"),
+        proba,
+        0.5,
+        "r",
+        "/predict",
+    )
+
+
+def _read_all(folder: Path) -> list[dict]:
     return [
-        {
-            "_id": str(uuid.uuid4()),
-            "ts": ts,
-            "model_name": "m",
-            "model_version": "1",
-            "features": {"x": i},
-            "prediction": 1,
-            "probabilities": {"0": 0.4, "1": 0.6},
-            "latency_ms": 0.5,
-            "request_id": "r",
-            "endpoint": "/predict",
-        }
-        for i in range(n)
+        doc
+        for path in sorted(folder.glob(f"{journal.PREFIX}*"))
+        for chunk in journal.read_segment(path)
+        for doc in chunk
     ]
 
 
-def _unreachable() -> PredictionStore:
-    return PredictionStore("mongodb://127.0.0.1:9", "unit", timeout_ms=100)
-
-
-def test_logger_spools_everything_while_mongo_is_unreachable(tmp_path: Path) -> None:
+def test_logger_journals_everything_while_mongo_is_unreachable(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     logger = PredictionLogger(
-        _unreachable(),
         tmp_path,
+        UNREACHABLE,
+        "unit",
         flush_seconds=0.02,
         retry_seconds=60,
+        shutdown_seconds=10,
         on_change=lambda q, s: seen.append((q, s)),
     )
     logger.start()
-    docs = _docs(25)
-    for i in range(0, 25, 5):
-        logger.log(docs[i : i + 5])
-    ids = {d["_id"] for d in docs}
+    requests = [_request(rows) for rows in (1, 1, 3, 10, 10)]
+    for entry in requests:
+        logger.log(entry)
+    ids = {i for entry in requests for i in entry[0]}
     assert logger.pending(ids | {"other"}) == ids  # accepted: feedback may refer to them
     logger.close()
-    files = list(tmp_path.glob("predictions-*.jsonl"))
-    assert len(files) == 1
-    replayed = [d for chunk in _read_spool(files[0]) for d in chunk]
-    assert [d["_id"] for d in replayed] == [d["_id"] for d in docs]
-    assert replayed[0]["ts"] == docs[0]["ts"] and replayed[0]["features"] == {"x": 0}
-    assert logger.spooled == 25 and seen[-1] == (0, 25)
+
+    files = list(tmp_path.glob(f"{journal.PREFIX}*"))
+    assert files and all(f.name.endswith(journal.SEALED) for f in files), files
+    replayed = _read_all(tmp_path)
+    assert [d["_id"] for d in replayed] == [i for entry in requests for i in entry[0]]
+    first = replayed[0]
+    assert first["features"] == {"x": 0, "city": "Oslo"} and first["prediction"] == 1
+    assert first["probabilities"] == {"0": pytest.approx(0.4), "1": pytest.approx(0.6)}
+    assert first["ts"].tzinfo is not None and first["endpoint"] == "/predict"
+    # The shipper said MongoDB is down, so the backlog counts as spooled, not queued.
+    assert (logger.queued, logger.spooled) == (0, 25) and seen[-1] == (0, 25)
+    assert logger.pending(ids) == ids
 
 
-def test_logger_overflow_goes_to_the_spool_not_to_memory(tmp_path: Path) -> None:
-    logger = PredictionLogger(_unreachable(), tmp_path, max_queue=10)
-    logger.spool_dir.mkdir(parents=True, exist_ok=True)
-    logger.log(_docs(8))
-    logger.log(_docs(8))  # over max_queue: written straight to disk
-    assert logger.queued == 8 and logger.spooled == 8
+def test_logger_overflow_goes_to_the_journal_not_to_memory(tmp_path: Path) -> None:
+    logger = PredictionLogger(tmp_path, UNREACHABLE, "unit", max_queue=2)
+    queued = [_request(4), _request(4)]
+    overflow = _request(8)
+    for entry in [*queued, overflow]:
+        logger.log(entry)  # the third is over max_queue: written straight to disk
+    assert len(logger._buffer) == 2
+    assert [d["_id"] for d in _read_all(tmp_path)] == overflow[0]
+    logger.close()  # never started: the queued requests are journaled too
+    assert len(_read_all(tmp_path)) == 16
 
 
-def test_spool_reader_skips_a_torn_last_line(tmp_path: Path) -> None:
-    logger = PredictionLogger(_unreachable(), tmp_path)
-    tmp_path.mkdir(exist_ok=True)
-    logger._spool(_docs(3))
+def test_logger_seals_leftovers_of_an_earlier_process_with_its_pid(tmp_path: Path) -> None:
+    # In a container the API is often pid 1 on every start: its old open segment is not ours.
+    leftover = tmp_path / journal.segment_name(os.getpid(), 1, journal.OPEN)
+    leftover.write_bytes(journal.encode_entry(*_request(4)))
+    logger = PredictionLogger(tmp_path, UNREACHABLE, "unit", retry_seconds=60, shutdown_seconds=5)
+    logger.start()
     logger.close()
-    path = next(tmp_path.glob("predictions-*.jsonl"))
-    with open(path, "ab") as fh:
-        fh.write(b'{"_id": "half-writ')
-    assert sum(len(c) for c in _read_spool(path)) == 3
+    assert not leftover.exists()
+    assert leftover.with_suffix(journal.SEALED).exists()
+    assert logger.spooled + logger.queued == 4
 
 
-def test_spool_owner_pid_is_parsed_from_the_file_name() -> None:
-    assert _owner_pid(Path("predictions-123.jsonl")) == 123
-    assert _owner_pid(Path("predictions-123.jsonl.1700000000.replay-456")) == 456
-    assert _owner_pid(Path("predictions-x.jsonl")) is None
+def test_journal_reader_skips_a_torn_last_line(tmp_path: Path) -> None:
+    path = tmp_path / journal.segment_name(123, 1, journal.SEALED)
+    path.write_bytes(journal.encode_entry(*_request(3)) + b'["p1", ["half-writ')
+    assert sum(len(c) for c in journal.read_segment(path)) == 3
+    assert journal.count_documents(path) == 3
+
+
+def test_journal_reads_the_whole_documents_of_earlier_releases(tmp_path: Path) -> None:
+    entry = _request(2)
+    line = journal.encode_entry(*entry)
+    ids = entry[0]
+    doc = journal.expand_entry(orjson.loads(line))[0]
+    path = tmp_path / "predictions-123.jsonl"
+    path.write_bytes(journal.encode_documents([doc]) + line)
+    assert [d["_id"] for d in _read_all(tmp_path)] == [doc["_id"], *ids]
+    assert _read_all(tmp_path)[0] == doc
+
+
+def test_journal_owner_pid_is_parsed_from_the_file_name() -> None:
+    assert journal.owner_pid(Path("predictions-123-1795595441072707671.open")) == 123
+    assert journal.owner_pid(Path("predictions-123-adopted-17955954.jsonl")) == 123
+    # names of the spool files of earlier releases
+    assert journal.owner_pid(Path("predictions-123.jsonl")) == 123
+    assert journal.owner_pid(Path("predictions-123.jsonl.1700000000.replay-456")) == 456
+    assert journal.owner_pid(Path("predictions-x.jsonl")) is None
