@@ -26,8 +26,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MLOPS_HOME=/var/lib/lifecycle
-# A fixed numeric uid so Kubernetes' runAsNonRoot can verify it; MLOPS_HOME holds the spool of
-# predictions that could not reach MongoDB yet, so it is a volume owned by that user.
+# A fixed numeric uid so Kubernetes' runAsNonRoot can verify it; MLOPS_HOME holds the journal of
+# predictions that have not reached MongoDB yet, so it is a volume owned by that user.
 RUN groupadd --system --gid 10001 lifecycle \
     && useradd --system --uid 10001 --gid lifecycle --home-dir /var/lib/lifecycle --no-create-home lifecycle \
     && install -d -o lifecycle -g lifecycle /var/lib/lifecycle

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifecycle import registry
+from lifecycle import journal, registry
 from lifecycle.settings import Settings, get_settings
 
-SPOOL_GLOB = "predictions-*"  # the serving tier's spool files (JSON lines)
+SPOOL_GLOB = f"{journal.PREFIX}*"  # the serving tier's journal segments
 
 
 @dataclass
@@ -42,14 +42,10 @@ def collect(settings: Settings | None = None) -> Status:
 
 
 def count_spooled(settings: Settings) -> int:
-    """Predictions waiting in the API's spool files for MongoDB to come back."""
+    """Predictions in the API's journal (MLOPS_HOME/spool) that MongoDB does not hold yet."""
     if not settings.spool_dir.is_dir():
         return 0
-    total = 0
-    for path in settings.spool_dir.glob(SPOOL_GLOB):
-        with path.open("rb") as fh:
-            total += sum(block.count(b"\n") for block in iter(lambda fh=fh: fh.read(1 << 20), b""))
-    return total
+    return sum(journal.count_documents(path) for path in settings.spool_dir.glob(SPOOL_GLOB))
 
 
 def _registry_part(settings: Settings, status: Status) -> None:

@@ -41,7 +41,7 @@ log = logging.getLogger("serving.shipper")
 # Shipping may lag; answering requests may not. On a host the API shares with its load (or, here,
 # with a local MongoDB-wire server) the shipper yields the CPU first: the journal on disk absorbs
 # the difference and the shipper catches up as soon as a core is free.
-NICENESS = 5
+NICENESS = 10
 
 
 class Shipper:
