@@ -140,7 +140,7 @@ def render(status: Status, settings: Settings) -> list[str]:
         lines.append(
             f"  last 24 h   {status.predictions_24h} predictions, {status.feedback_24h} labels"
         )
-    lines.append(f"  spool       {status.spooled} predictions waiting for MongoDB")
+    lines.append(f"  journal     {status.spooled} predictions waiting for MongoDB")
     lines += [f"  unavailable {p}" for p in status.problems]
     return lines
 

@@ -116,7 +116,7 @@ def predict_batch(
 
 
 def status() -> None:
-    """Champion and its age, last training and report, recent predictions, open spool."""
+    """Champion and its age, last training and report, recent predictions, the journal."""
     from lifecycle.status import collect, render
 
     settings = get_settings()

@@ -130,3 +130,16 @@ def test_journal_owner_pid_is_parsed_from_the_file_name() -> None:
     assert journal.owner_pid(Path("predictions-123.jsonl")) == 123
     assert journal.owner_pid(Path("predictions-123.jsonl.1700000000.replay-456")) == 456
     assert journal.owner_pid(Path("predictions-x.jsonl")) is None
+
+
+def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
+    from lifecycle.settings import Settings
+    from lifecycle.status import count_spooled
+
+    settings = Settings(MLOPS_HOME=str(tmp_path))
+    settings.spool_dir.mkdir(parents=True)
+    sealed = settings.spool_dir / journal.segment_name(123, 1, journal.SEALED)
+    sealed.write_bytes(journal.encode_entry(*_request(3)) + journal.encode_entry(*_request(1)))
+    still_open = settings.spool_dir / journal.segment_name(123, 2, journal.OPEN)
+    still_open.write_bytes(journal.encode_entry(*_request(10)))
+    assert count_spooled(settings) == 14
