@@ -36,7 +36,7 @@ OPEN = ".open"
 SEALED = ".jsonl"
 CHUNK = 1000  # documents per insert_many when shipping a segment
 ENTRY = "p1"  # tags a request line (the format may change; old lines stay readable)
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def segment_name(pid: int, seq: int | str, suffix: str) -> str:
@@ -63,11 +63,30 @@ def encode_entry(
     entry = [ENTRY, ids, ts, model_name, model_version, records, predictions, class_keys]
     entry += [probabilities, latency_ms, request_id, endpoint]
     try:
-        return orjson.dumps(entry, option=_OPTIONS)
-    except TypeError:  # numpy scalars or a non-contiguous array: plain lists always serialize
-        entry[8] = None if probabilities is None else np.asarray(probabilities).tolist()
-        entry[6] = np.asarray(predictions).tolist()
-        return orjson.dumps(entry, option=_OPTIONS)
+        return orjson.dumps(entry, default=_jsonable, option=_OPTIONS)
+    except TypeError:
+        # A value JSON cannot hold as it is (an integer beyond 64 bits from a CSV body): an
+        # accepted prediction is never dropped over it, the value is kept as text instead.
+        return orjson.dumps(_plain(entry), default=_jsonable, option=_OPTIONS)
+
+
+def _jsonable(value: Any) -> Any:
+    """orjson's fallback for types it does not serialize itself."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()  # e.g. a non-contiguous array
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def expand_entry(entry: list[Any]) -> list[dict[str, Any]]:

@@ -143,3 +143,15 @@ def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
     still_open = settings.spool_dir / journal.segment_name(123, 2, journal.OPEN)
     still_open.write_bytes(journal.encode_entry(*_request(10)))
     assert count_spooled(settings) == 14
+
+
+def test_journal_keeps_a_value_json_cannot_hold_as_text() -> None:
+    # A CSV body can carry an integer beyond 64 bits; the prediction is still logged.
+    ids, ts, name, version, _, preds, keys, proba, latency, rid, endpoint = _request(1)
+    records = [{"x": 2**70, "y": np.float32(0.5), "z": float("nan")}]
+    line = journal.encode_entry(
+        ids, ts, name, version, records, preds, keys, proba, latency, rid, endpoint
+    )
+    (doc,) = journal.expand_entry(orjson.loads(line))
+    assert doc["features"] == {"x": str(2**70), "y": 0.5, "z": None}
+    assert doc["_id"] == ids[0]
