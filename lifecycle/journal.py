@@ -65,8 +65,9 @@ def encode_entry(
     try:
         return orjson.dumps(entry, default=_jsonable, option=_OPTIONS)
     except TypeError:
-        # A value JSON cannot hold as it is (an integer beyond 64 bits from a CSV body): an
-        # accepted prediction is never dropped over it, the value is kept as text instead.
+        # A value JSON cannot hold as it is (an integer beyond 64 bits; the validator refuses
+        # those today): an accepted prediction is never dropped with its batch over one
+        # value, which is kept as text instead.
         return orjson.dumps(_plain(entry), default=_jsonable, option=_OPTIONS)
 
 

@@ -222,7 +222,9 @@ def test_model_ready_metrics_and_prediction_log_shape(api, shared_api, mongo_ser
     }
     assert doc["features"] == _record() and doc["request_id"] == "req-42"
     assert doc["endpoint"] == "/predict" and doc["model_version"] == info["model_version"]
-    assert set(doc["probabilities"]) == {"0", "1"}
+    assert doc["prediction"] == r.json()["predictions"][0]
+    assert doc["probabilities"] == pytest.approx(r.json()["probabilities"][0], rel=1e-6)
+    assert doc["ts"].year >= 2024 and doc["latency_ms"] > 0
     text = api.get("/metrics").text
     assert metric_value(text, "mlops_requests_total", endpoint="/predict", status="200") >= 1
     assert metric_value(text, "mlops_requests_total", endpoint="/predict", status="422") >= 1

@@ -146,7 +146,7 @@ def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
 
 
 def test_journal_keeps_a_value_json_cannot_hold_as_text() -> None:
-    # A CSV body can carry an integer beyond 64 bits; the prediction is still logged.
+    # Defensive: whatever reaches the log is written, even a value orjson cannot encode.
     ids, ts, name, version, _, preds, keys, proba, latency, rid, endpoint = _request(1)
     records = [{"x": 2**70, "y": np.float32(0.5), "z": float("nan")}]
     line = journal.encode_entry(
