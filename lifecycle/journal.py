@@ -48,7 +48,7 @@ def encode_entry(
     ts: float,
     model_name: str,
     model_version: str,
-    records: list[Any],
+    records: list[Any] | bytes,
     predictions: list[Any],
     class_keys: tuple[str, ...],
     probabilities: np.ndarray | None,
@@ -56,10 +56,14 @@ def encode_entry(
     request_id: str,
     endpoint: str,
 ) -> bytes:
-    """One request's predictions as one journal line (the request path's whole logging cost).
+    """One request's predictions as one journal line.
 
     `ts` is Unix time; `probabilities` the model's (rows, classes) array, serialized as is.
+    `records` may also be the request body itself (valid JSON: a record or a list of them),
+    which goes in verbatim; a newline in JSON is always whitespace, so it becomes a space.
     """
+    if isinstance(records, bytes):
+        records = orjson.Fragment(records.replace(b"\n", b" "))
     entry = [ENTRY, ids, ts, model_name, model_version, records, predictions, class_keys]
     entry += [probabilities, latency_ms, request_id, endpoint]
     try:
@@ -94,6 +98,8 @@ def expand_entry(entry: list[Any]) -> list[dict[str, Any]]:
     """A journal line back into `predictions` documents, one per row."""
     _, ids, ts, name, version, records, preds, keys, probs, latency, request_id, endpoint = entry
     when = datetime.fromtimestamp(ts, UTC)
+    if isinstance(records, dict):  # a one-record request body, kept as it came
+        records = [records]
     return [
         prediction_document(
             ids[i],

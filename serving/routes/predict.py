@@ -160,9 +160,17 @@ def require_json(call: Call, mlflow_format: bool = False) -> None:
 
 
 async def predict_records(
-    call: Call, records: list[Any], endpoint: str, mlflow_format: bool = False
+    call: Call,
+    records: list[Any],
+    endpoint: str,
+    mlflow_format: bool = False,
+    raw: bytes | None = None,
 ) -> tuple[LoadedModel, list[Any], Any, list[str]]:
-    """Validate → predict → count → log. Returns (model, labels, probabilities, ids)."""
+    """Validate → predict → count → log. Returns (model, labels, probabilities, ids).
+
+    `raw`: the request body when it is exactly the records as JSON (a record or a list); the
+    log keeps those bytes instead of the parsed records, which then die with the request.
+    """
     t0 = time.perf_counter()
     state = call.state
     model = state.holder.require()
@@ -188,7 +196,7 @@ async def predict_records(
                 time.time(),
                 model.name,
                 model.version,
-                records,
+                records if raw is None else raw,
                 labels,
                 model.class_keys,
                 proba,
@@ -203,14 +211,15 @@ async def predict_records(
 async def predict(call: Call) -> tuple[bytes, str]:
     """POST /predict: predictions, class probabilities and one prediction id per row."""
     require_json(call)
-    payload = parse_json(await call.body())
+    raw = await call.body()
+    payload = parse_json(raw)
     if isinstance(payload, dict):
         records = [payload]
     elif isinstance(payload, list):
         records = payload
     else:
         raise ApiError(422, "body: expected a record (object) or a list of records", "body")
-    model, labels, proba, ids = await predict_records(call, records, "/predict")
+    model, labels, proba, ids = await predict_records(call, records, "/predict", raw=raw)
     body: dict[str, Any] = {
         "model_name": model.name,
         "model_version": model.version,

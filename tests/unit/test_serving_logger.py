@@ -155,3 +155,23 @@ def test_journal_keeps_a_value_json_cannot_hold_as_text() -> None:
     (doc,) = journal.expand_entry(orjson.loads(line))
     assert doc["features"] == {"x": str(2**70), "y": 0.5, "z": None}
     assert doc["_id"] == ids[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"x": 1,\n "city": "Oslo"}', b'[{"x": 1, "city": "Oslo"},\n {"x": 2, "city": "Bergen"}]'],
+    ids=["one record", "a list"],
+)
+def test_journal_keeps_the_request_body_as_the_records(body: bytes) -> None:
+    # /predict hands over the body itself; a newline in it must not split the journal line.
+    records = orjson.loads(body)
+    records = records if isinstance(records, list) else [records]
+    ids, ts, name, version, _, _, keys, _, latency, rid, endpoint = _request(len(records))
+    proba = np.tile(np.array([[0.4, 0.6]], dtype=np.float32), (len(records), 1))
+    line = journal.encode_entry(
+        ids, ts, name, version, body, [1] * len(records), keys, proba, latency, rid, endpoint
+    )
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    docs = journal.expand_entry(orjson.loads(line))
+    assert [d["features"] for d in docs] == records
+    assert [d["_id"] for d in docs] == ids
