@@ -115,7 +115,8 @@ class PredictionLogger:
     @property
     def queued(self) -> int:
         """Documents on their way to MongoDB: in memory, or in the journal while it is up."""
-        return len(self._buffer) + (self._backlog() if self._mongo_up else 0)
+        in_memory = sum([len(entry[0]) for entry in list(self._buffer)])  # rows, not requests
+        return in_memory + (self._backlog() if self._mongo_up else 0)
 
     @property
     def spooled(self) -> int:

@@ -88,6 +88,7 @@ def test_logger_overflow_goes_to_the_journal_not_to_memory(tmp_path: Path) -> No
     for entry in [*queued, overflow]:
         logger.log(entry)  # the third is over max_queue: written straight to disk
     assert len(logger._buffer) == 2
+    assert logger.queued == 16  # rows, not requests: 2 x 4 in memory, 8 in the journal
     assert [d["_id"] for d in _read_all(tmp_path)] == overflow[0]
     logger.close()  # never started: the queued requests are journaled too
     assert len(_read_all(tmp_path)) == 16
