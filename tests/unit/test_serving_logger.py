@@ -119,7 +119,7 @@ def test_journal_reads_the_whole_documents_of_earlier_releases(tmp_path: Path) -
     ids = entry[0]
     doc = journal.expand_entry(orjson.loads(line))[0]
     path = tmp_path / "predictions-123.jsonl"
-    path.write_bytes(journal.encode_documents([doc]) + line)
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE) + line)
     assert [d["_id"] for d in _read_all(tmp_path)] == [doc["_id"], *ids]
     assert _read_all(tmp_path)[0] == doc
 
