@@ -63,12 +63,13 @@ class Shipper:
         self.mongo_up: bool | None = None
 
     # -- one round ------------------------------------------------------------------------------
-    def ship_all(self, final: bool = False) -> bool:
-        """Adopt orphans, then ship every sealed segment we own. True when nothing is left.
+    def ship_all(self, adopt: bool = True, final: bool = False) -> bool:
+        """Adopt orphans (`adopt`), then ship every sealed segment we own. True when none is left.
 
         `final`: the owner has closed (or died), so its own open segment is complete too.
         """
-        self.adopt_orphans(include_own_open=final)
+        if adopt or final:
+            self.adopt_orphans(include_own_open=final)
         for path in sorted(self.spool_dir.glob(f"{journal.PREFIX}{self.owner}-*{journal.SEALED}")):
             if not self.ship(path):
                 return False
@@ -117,11 +118,18 @@ class Shipper:
         """Ship on every wake-up and every `retry_seconds`, until the owner closes our stdin."""
         fd = wake.fileno()
         self.ship_all()  # what earlier runs left behind
+        last_adopted = time.monotonic()
         while True:
             readable, _, _ = select.select([fd], [], [], self.retry_seconds)
             if readable and not os.read(fd, 1 << 16):
                 break  # end of file: the owner is closing or gone
-            self.ship_all()
+            # A wake-up means our owner sealed a segment (up to 10 a second); orphans appear
+            # only when a process dies, so the folder is scanned for them on the retry clock.
+            now = time.monotonic()
+            adopt = now - last_adopted >= self.retry_seconds
+            if adopt:
+                last_adopted = now
+            self.ship_all(adopt=adopt)
         # One final round, not a retry loop: a dead MongoDB must not hold up the API's shutdown,
         # and whatever is left stays on disk for the next start to ship.
         self.ship_all(final=True)
