@@ -47,8 +47,10 @@ def rss_mb(pid: int) -> float:
 # the local MongoDB-wire server share CPU 0, as they would sit on other hosts in production.
 # The same pinning applies to every configuration and to the peer, so ratios stay fair.
 SERVER_CPU: list[str] = []
-TAGS = ("on", "off", "spool")
 SIDE_CPU: list[str] = []
+
+# Our configurations: prediction log on, off, and on with MongoDB unreachable (journal only).
+TAGS = ("on", "off", "spool")
 
 
 def wrk(url: str, body: str, duration: int, workdir: Path) -> dict[str, float]:
@@ -291,25 +293,20 @@ def _batch_latency(url: str, batch: list[dict[str, Any]], repeats: int = 15) -> 
 
 def _drain(url: str, timeout: float = 120.0) -> tuple[float, float]:
     """(documents not yet in MongoDB right after the load, seconds until there are none)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    def backlog() -> float:
-        text = httpx.get(url, timeout=30).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name in ("mlops_prediction_log_queue", "mlops_prediction_log_spooled")
-        )
-
+    names = ("mlops_prediction_log_queue", "mlops_prediction_log_spooled")
     start = time.perf_counter()
-    first = backlog()
-    while backlog() > 0 and time.perf_counter() - start < timeout:
+    first = _metric_sum(url, *names)
+    while _metric_sum(url, *names) > 0 and time.perf_counter() - start < timeout:
         time.sleep(0.05)
     return first, time.perf_counter() - start
 
 
 def _predicted_rows(url: str) -> float:
+    return _metric_sum(url, "mlops_predictions_total")
+
+
+def _metric_sum(url: str, *names: str) -> float:
+    """The sum of every sample of the named metrics on a /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(url, timeout=30).text
@@ -317,7 +314,7 @@ def _predicted_rows(url: str) -> float:
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "mlops_predictions_total"
+        if sample.name in names
     )
 
 
