@@ -10,7 +10,9 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -110,17 +112,6 @@ async def _load_through_outage(url: str, mongo: MongoServer) -> tuple[list[str],
 # -- crashes: the journal on disk is what makes an answered prediction durable ------------------
 
 
-def _start_isolated_api(start_api, trained_registry, home, mongo_uri: str):
-    """The session's registry, but a state folder (and so a journal) of this test's own."""
-    env = api_env(
-        home,
-        mongo_uri,
-        f"crash{uuid.uuid4().hex[:8]}",
-        MLFLOW_TRACKING_URI=trained_registry.settings.mlflow_tracking_uri,
-    )
-    return start_api(env), mongo_collection(mongo_uri, env["MLOPS_MONGO_DB"])
-
-
 def _predict_sequentially(url: str, count: int) -> list[str]:
     rows = churn_records(50, seed=43)
     ids: list[str] = []
@@ -170,21 +161,36 @@ def _kill_api(server) -> None:
     server.proc = None
 
 
+@dataclass
+class Isolated:
+    """An API with a state folder (so a journal) and a MongoDB-wire server of its test's own."""
+
+    server: Any
+    predictions: Any  # the `predictions` collection it logs to
+    home: Path
+    mongo: MongoServer
+
+
 @pytest.fixture
-def private_mongo(tmp_path) -> Iterator[MongoServer]:
-    """A MongoDB-wire server of the test's own: nx-27017 shares collections across database
-    names, and these tests count every document."""
-    server = MongoServer(free_port(), tmp_path / "nx.db", tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_killed_api_loses_no_journaled_prediction(
-    trained_registry, private_mongo, start_api, tmp_path
-) -> None:
+def isolated(trained_registry, start_api, tmp_path) -> Iterator[Isolated]:
+    """The session's registry; nx-27017 of the test's own, since it shares collections across
+    database names and these tests count every document."""
+    mongo = MongoServer(free_port(), tmp_path / "nx.db", tmp_path)
+    mongo.start()
     home = tmp_path / "mlops"
-    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
+    env = api_env(
+        home,
+        mongo.uri,
+        f"crash{uuid.uuid4().hex[:8]}",
+        MLFLOW_TRACKING_URI=trained_registry.settings.mlflow_tracking_uri,
+    )
+    predictions = mongo_collection(mongo.uri, env["MLOPS_MONGO_DB"])
+    yield Isolated(start_api(env), predictions, home, mongo)
+    mongo.stop()
+
+
+def test_killed_api_loses_no_journaled_prediction(isolated: Isolated) -> None:
+    server, predictions, home = isolated.server, isolated.predictions, isolated.home
     (shipper,) = _shipper_pids(home)
     ids = _predict_sequentially(server.url, 200)
     time.sleep(0.5)  # a few flush intervals: every answered document is in the journal now
@@ -196,11 +202,8 @@ def test_killed_api_loses_no_journaled_prediction(
     assert not list((home / "spool").glob("predictions-*")), "the journal is emptied"
 
 
-def test_killed_shipper_is_restarted_and_loses_nothing(
-    trained_registry, private_mongo, start_api, tmp_path
-) -> None:
-    home = tmp_path / "mlops"
-    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
+def test_killed_shipper_is_restarted_and_loses_nothing(isolated: Isolated) -> None:
+    server, predictions, home = isolated.server, isolated.predictions, isolated.home
     (first,) = _shipper_pids(home)
     ids = _predict_sequentially(server.url, 100)
     os.kill(first, signal.SIGKILL)
@@ -213,11 +216,10 @@ def test_killed_shipper_is_restarted_and_loses_nothing(
 
 
 def test_journal_left_while_mongo_was_down_is_shipped_by_the_next_start(
-    trained_registry, private_mongo, start_api, tmp_path
+    isolated: Isolated, start_api
 ) -> None:
-    home = tmp_path / "mlops"
-    server, predictions = _start_isolated_api(start_api, trained_registry, home, private_mongo.uri)
-    private_mongo.stop()
+    server, predictions, home = isolated.server, isolated.predictions, isolated.home
+    isolated.mongo.stop()
     ids = _predict_sequentially(server.url, 150)
 
     def spooled() -> float:
@@ -228,7 +230,7 @@ def test_journal_left_while_mongo_was_down_is_shipped_by_the_next_start(
     assert _wait_until(lambda: not _shipper_pids(home))
     assert list((home / "spool").glob("predictions-*")), "the journal survives the crash"
 
-    private_mongo.start()
+    isolated.mongo.start()
     server = start_api(server.env)  # a new process: adopts the dead one's journal
     assert _stored_ids(predictions, ids) == set(ids)
     assert predictions.count_documents({}) == len(ids)
