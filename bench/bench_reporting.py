@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifecycle.local_servers import free_port, nx_command, wait_port
+from ops.local_servers import free_port, nx_command, wait_port
 
 BUDGET_SECONDS = 60.0
 END = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from lifecycle.local_servers import free_port, nx_command, stop_process, wait_http
+from ops.local_servers import free_port, nx_command, stop_process, wait_http
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]

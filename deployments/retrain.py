@@ -18,10 +18,10 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 
+from lifecycle import events
 from lifecycle.settings import Settings, get_settings
 
 NAME = "lifecycle-retrain-on-drift"
-DRIFT_EVENT = "lifecycle.drift.detected"
 TRAIN_DEPLOYMENT = "train-model/daily"
 
 
@@ -31,8 +31,8 @@ def retrain_on_drift(deployment_id: UUID, name: str = NAME) -> Automation:
         name=name,
         description=f"Run {TRAIN_DEPLOYMENT} when a report says the inputs drifted.",
         trigger=EventTrigger(
-            expect={DRIFT_EVENT},
-            match={"prefect.resource.id": "lifecycle.model.*"},
+            expect={events.DRIFT_DETECTED},
+            match={"prefect.resource.id": events.MODEL_RESOURCE_PATTERN},
             posture=Posture.Reactive,
             threshold=1,
             within=timedelta(0),

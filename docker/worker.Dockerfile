@@ -14,6 +14,7 @@ COPY docker/constraints.txt /tmp/constraints.txt
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/constraints.txt --requirement /tmp/requirements.txt
 COPY lifecycle/ lifecycle/
+COPY ops/ ops/
 COPY flows/ flows/
 COPY serving/ serving/
 COPY monitoring/ monitoring/

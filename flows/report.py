@@ -15,19 +15,17 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
+from lifecycle import events
 from lifecycle.settings import get_settings
 from lifecycle.store import PredictionStore
-from lifecycle.windows import parse_window, window_bounds
+from lifecycle.times import parse_duration, window_bounds
 from reporting.builder import build_window_report, describe, insufficient_message
 from reporting.index import load_summaries, write_index
 from reporting.reference import Reference, champion_history, load_version_reference
 from reporting.window import WindowData, read_window
-
-DRIFT_EVENT = "lifecycle.drift.detected"
 
 
 # Tasks pass DataFrames around: hashing them for cache keys would cost more than the work.
@@ -91,7 +89,7 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     settings = get_settings()
     logger = get_run_logger()
     label = window or settings.report_window
-    length = parse_window(label, "window" if window else "MLOPS_REPORT_WINDOW")
+    length = parse_duration(label, "window" if window else "MLOPS_REPORT_WINDOW")
     start, stop = window_bounds(length, end or datetime.now(UTC))
 
     data = read_predictions(start, stop)
@@ -135,14 +133,11 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
         description=message,
     )
     if summary["drift_detected"]:
-        emit_event(
-            event=DRIFT_EVENT,
-            resource={
-                "prefect.resource.id": f"lifecycle.model.{settings.model_name}",
-                "prefect.resource.name": settings.model_name,
-                "lifecycle.model.version": str(summary["model_version"]),
-            },
-            payload={
+        events.emit(
+            events.DRIFT_DETECTED,
+            settings.model_name,
+            summary["model_version"],
+            {
                 "model_name": settings.model_name,
                 "model_version": summary["model_version"],
                 "drift_share": summary["drift_share"],
@@ -158,7 +153,7 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
             "drift share %.2f > threshold %.2f: emitted %s",
             summary["drift_share"],
             settings.drift_threshold,
-            DRIFT_EVENT,
+            events.DRIFT_DETECTED,
         )
     result = {
         "status": "written",

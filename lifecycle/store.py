@@ -16,25 +16,18 @@ and in tests the server is nx-27017 (`mlops mongo`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from lifecycle.times import utcnow
+
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 REPORTS = "reports"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(ts: datetime) -> datetime:
-    """MongoDB hands datetimes back naive (in UTC); make them aware again."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def prediction_document(

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.store import PredictionStore, as_utc
+from lifecycle.store import PredictionStore
+from lifecycle.times import as_utc
 
 PREDICTION = "prediction"
 ACTUAL = "actual"

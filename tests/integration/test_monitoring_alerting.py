@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore, utcnow
+from lifecycle.store import PredictionStore
+from lifecycle.times import utcnow
 from monitoring.config import (
     DASHBOARDS_DIR,
     alertmanager_config,

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lifecycle import metric_names as names
 from lifecycle.settings import Settings, get_settings
-from lifecycle.store import PredictionStore, utcnow
+from lifecycle.store import PredictionStore
+from lifecycle.times import utcnow
 from monitoring.exporter import ExporterServer, serve_exporter, timestamp_seconds
 from tests.fixtures.monitoring import hours_ago, register_version
 from tests.fixtures.servers import MongoServer, free_port
@@ -308,7 +309,7 @@ def test_exporter_answers_200_within_budget_when_registry_hangs(
 def test_exporter_command_rejects_a_port_in_use() -> None:
     from typer.testing import CliRunner
 
-    from lifecycle.cli import build_app
+    from ops.cli import build_app
 
     server = serve_exporter("127.0.0.1", 0, Settings(mongo_uri="mongodb://127.0.0.1:1"))
     try:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from flows.report import DRIFT_EVENT, build_reports
+from flows.report import build_reports
+from lifecycle.events import DRIFT_DETECTED as DRIFT_EVENT
 from lifecycle.settings import Settings
 from lifecycle.store import PredictionStore
 from lifecycle.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
@@ -233,7 +234,7 @@ def test_mlops_report_runs_the_flow(
 ) -> None:
     from typer.testing import CliRunner
 
-    from lifecycle.cli import build_app
+    from ops.cli import build_app
 
     store = _store(report_env)
     seed_window(

@@ -135,7 +135,7 @@ def test_journal_owner_pid_is_parsed_from_the_file_name() -> None:
 
 def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
     from lifecycle.settings import Settings
-    from lifecycle.status import count_spooled
+    from ops.status import count_spooled
 
     settings = Settings(MLOPS_HOME=str(tmp_path))
     settings.spool_dir.mkdir(parents=True)

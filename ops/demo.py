@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from lifecycle.local_servers import free_port, wait_http, wait_port
 from lifecycle.settings import Settings, get_settings
+from ops.local_servers import free_port, wait_http, wait_port
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 DEMO_ROWS = 6_000
@@ -102,7 +102,7 @@ def _loop(
     started: float,
 ) -> int:
     from lifecycle import registry
-    from lifecycle.simulation import DriftSchedule, simulate
+    from ops.simulation import DriftSchedule, simulate
 
     api = f"http://127.0.0.1:{api_port}"
     say(f"1/6 train v1: {trials} trials of hyperopt TPE over XGBoost (synthetic churn)")

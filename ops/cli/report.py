@@ -19,12 +19,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the drift + live-quality report of one window and rebuild the index page."""
         from lifecycle.settings import get_settings
-        from lifecycle.windows import parse_end, parse_window
+        from lifecycle.times import parse_duration, parse_time
 
         label = window or get_settings().report_window
         # Checked here so a typo fails in a second, before Prefect starts.
-        parse_window(label, "--window" if window else "MLOPS_REPORT_WINDOW")
-        end_time = parse_end(end, "--end")
+        parse_duration(label, "--window" if window else "MLOPS_REPORT_WINDOW")
+        end_time = parse_time(end, "--end")
 
         from flows.report import build_reports
 

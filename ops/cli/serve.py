@@ -52,8 +52,8 @@ def mongo(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 ) -> None:
     """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME."""
-    from lifecycle.local_servers import nx_command
     from lifecycle.settings import get_settings
+    from ops.local_servers import nx_command
 
     settings = get_settings()
     port = port or urlsplit(settings.mongo_uri).port or 27017

@@ -38,8 +38,8 @@ def simulate(
     """Send synthetic churn traffic to the API, with drift and delayed feedback."""
     import asyncio
 
-    from lifecycle.simulation import DriftSchedule
-    from lifecycle.simulation import simulate as run
+    from ops.simulation import DriftSchedule
+    from ops.simulation import simulate as run
 
     try:
         schedule = DriftSchedule.parse(drift)
@@ -117,7 +117,7 @@ def predict_batch(
 
 def status() -> None:
     """Champion and its age, last training and report, recent predictions, the journal."""
-    from lifecycle.status import collect, render
+    from ops.status import collect, render
 
     settings = get_settings()
     for line in render(collect(settings), settings):
@@ -129,7 +129,7 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="keep MLOPS_HOME/demo from the last run."),
 ) -> None:
     """Run the whole loop once, locally and finitely, then print where to look."""
-    from lifecycle.demo import run_demo
+    from ops.demo import run_demo
 
     raise typer.Exit(run_demo(trials=trials, keep=keep))
 
@@ -142,6 +142,6 @@ def up(
     nginx_port: int = typer.Option(8088, "--nginx-port", help="reports (nginx) port."),
 ) -> None:
     """The local stack in the foreground (Prefect, worker, MLflow, MongoDB, API, nginx)."""
-    from lifecycle.stack import Ports, run_stack
+    from ops.stack import Ports, run_stack
 
     raise typer.Exit(run_stack(Ports(api_port, mlflow_port, prefect_port, mongo_port, nginx_port)))

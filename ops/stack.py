@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecycle.local_servers import wait_http
 from lifecycle.settings import Settings, get_settings
+from ops.local_servers import wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -74,7 +74,7 @@ def procfile(settings: Settings, ports: Ports, with_nginx: bool) -> str:
     artifacts = settings.artifacts_dir.as_uri()
     lines = {
         "prefect": f"{shlex.quote(str(BIN / 'prefect'))} server start",
-        "worker": f"{py} -m lifecycle.stack worker",
+        "worker": f"{py} -m ops.stack worker",
         "mlflow": (
             f"{shlex.quote(str(BIN / 'mlflow'))} server --backend-store-uri "
             f"{shlex.quote(settings.mlflow_tracking_uri)} --default-artifact-root "

@@ -12,7 +12,7 @@ import typer
 from lifecycle.errors import LifecycleError
 
 # One module per area; each defines `register(app: typer.Typer) -> None`.
-COMMAND_MODULES = ("train", "serve", "report", "monitor", "ops")
+COMMAND_MODULES = ("train", "serve", "report", "monitor", "operations")
 
 
 def build_app() -> typer.Typer:
@@ -24,7 +24,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
     )
     for name in COMMAND_MODULES:
-        importlib.import_module(f"lifecycle.cli.{name}").register(app)
+        importlib.import_module(f"ops.cli.{name}").register(app)
     return app
 
 
