@@ -9,12 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from lifecycle.errors import LifecycleError
+from lifecycle.waiting import wait_until
 
 
 def free_port() -> int:
@@ -24,32 +24,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _exited(proc: subprocess.Popen | None, what: str) -> None:
+    if proc is not None and proc.poll() is not None:
+        raise RuntimeError(f"server exited with {proc.returncode} before {what}")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     """Until something listens on 127.0.0.1:`port`; fails early if `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before port {port} opened")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s")
+
+    def probe() -> bool:
+        _exited(proc, f"port {port} opened")
+        return _listening(port)
+
+    wait_until(probe, f"something listening on 127.0.0.1:{port}", timeout, interval=0.05)
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     """Until `url` answers 200; fails early if `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
+
+    def probe() -> int:
+        _exited(proc, f"{url} answered")
+        return httpx.get(url, timeout=2).status_code
+
+    wait_until(
+        probe,
+        f"{url} answering 200",
+        timeout,
+        interval=0.2,
+        done=lambda status: status == 200,
+        ignore=(httpx.HTTPError,),
+    )
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
