@@ -106,7 +106,7 @@ def main() -> None:
 
         import mlflow.pyfunc
 
-        from lifecycle import tracking
+        from lifecycle import registry
         from lifecycle.model import Predictor
         from lifecycle.settings import get_settings
         from lifecycle.training import train
@@ -114,7 +114,7 @@ def main() -> None:
         settings = get_settings()
         t0 = time.perf_counter()
         version = str(train(settings).version)
-        tracking.configure(settings)
+        registry.configure(settings)
         predictor = Predictor.from_pyfunc(
             mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
         )

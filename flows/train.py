@@ -1,5 +1,11 @@
-"""The `train-model` flow: load → split → search → register → gate, with retries, an SLA timeout
-and a markdown artifact. Orchestration only: the work is in `lifecycle.training`.
+"""The `train-model` flow: load → split → search → register → gate, with a markdown artifact.
+Orchestration only: the steps are in `lifecycle` (data, splits, search, training, gate), and this
+is the one place they are sequenced.
+
+Prefect's retries and timeout are decorator options, fixed when a module is imported; ours come
+from settings (MLOPS_TRAIN_RETRIES, MLOPS_TRAIN_TIMEOUT_SECONDS) on every path. So `train-model`,
+the flow that deployments, Quick runs, the CLI and the demo call, reads them at run time and
+runs the steps as the subflow `train-pipeline` with those options applied (`with_options`).
 """
 
 from __future__ import annotations
@@ -9,15 +15,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from lifecycle import training
+from lifecycle import gate, search, training
 from lifecycle.data import Dataset, load_dataset
 from lifecycle.errors import DataSourceError
 from lifecycle.model import FeatureSpec
-from lifecycle.registry import GateDecision
 from lifecycle.search_space import get_space
-from lifecycle.settings import Settings, get_settings
+from lifecycle.settings import Settings, get_settings, using
+from lifecycle.splits import Splits, split_dataset
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -27,40 +34,34 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 
 
 # Tasks pass DataFrames around: hashing them for cache keys would cost more than the work.
-@task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_worth_retrying,
-    cache_policy=NO_CACHE,
-)
+@task(retry_condition_fn=_worth_retrying, retry_jitter_factor=0.5, cache_policy=NO_CACHE)
 def load_data(source: str, settings: Settings) -> Dataset:
     """Read the training table (I/O: retried with growing delays)."""
     return load_dataset(source, settings.target, settings.task, settings.s3_block)
 
 
 @task(cache_policy=NO_CACHE)
-def split(dataset: Dataset, seed: int) -> training.Splits:
+def split(dataset: Dataset, seed: int) -> Splits:
     """Stratified, seeded train / validation / test split."""
-    return training.split_dataset(dataset, seed)
+    return split_dataset(dataset, seed)
 
 
 @task(cache_policy=NO_CACHE)
 def run_search(
     dataset: Dataset,
-    splits: training.Splits,
+    splits: Splits,
     settings: Settings,
     trials: int,
     space: str,
     seed: int,
     show_progress: bool,
-) -> tuple[str, FeatureSpec, training.SearchResult]:
+) -> tuple[str, FeatureSpec, search.SearchResult]:
     """hyperopt TPE search; every trial a nested MLflow run; live counts in the logs."""
     logger = get_run_logger()
     search_space = get_space(space)
     spec = FeatureSpec.infer(dataset.frame, dataset.target, dataset.task)
     metric = settings.primary_metric(dataset.task)
-    run_id = training.start_run(settings, dataset, search_space, trials)
+    run_id = search.start_run(settings, dataset, search_space, trials)
     logger.info(
         "MLflow run %s: %d trials over space %r, ranking by %s", run_id, trials, space, metric
     )
@@ -73,10 +74,12 @@ def run_search(
         if done % step == 0 or done == total:
             logger.info("trial %d/%d done, best validation %s %.4f", done, total, metric, best)
 
+    if bar is not None:
+        bar[0].start()
     try:
-        if bar is not None:
-            bar[0].start()
-        result = training.search(run_id, splits, spec, search_space, trials, metric, seed, progress)
+        result = search.search(
+            settings, run_id, splits, spec, search_space, trials, metric, seed, progress
+        )
     finally:
         if bar is not None:
             bar[0].stop()
@@ -86,9 +89,9 @@ def run_search(
 @task(cache_policy=NO_CACHE)
 def register(
     run_id: str,
-    splits: training.Splits,
+    splits: Splits,
     spec: FeatureSpec,
-    result: training.SearchResult,
+    result: search.SearchResult,
     settings: Settings,
     dataset: Dataset,
     seed: int,
@@ -100,10 +103,10 @@ def register(
 
 @task(cache_policy=NO_CACHE)
 def quality_gate(
-    candidate: training.Candidate, splits: training.Splits, settings: Settings
-) -> GateDecision:
+    candidate: training.Candidate, splits: Splits, settings: Settings
+) -> gate.GateDecision:
     """Champion vs candidate on the same test split; move the aliases."""
-    return training.gate(candidate, splits, settings)
+    return gate.gate(candidate, splits, settings)
 
 
 def _run_name() -> str:
@@ -114,29 +117,20 @@ def _run_name() -> str:
     return f"train-{trials}-trials"
 
 
-@flow(
-    name="train-model",
-    flow_run_name=_run_name,
-    retries=1,
-    retry_delay_seconds=60,
-    timeout_seconds=3600,
-    log_prints=True,
-)
-def train_model(
+@flow(name="train-pipeline", flow_run_name=_run_name, log_prints=True)
+def train_pipeline(
     trials: int | None = None,
     data_source: str | None = None,
     search_space: str | None = None,
     seed: int | None = None,
     show_progress: bool = False,
-) -> dict[str, Any]:
-    """Train, register and gate one model; returns the summary (version, promoted, metrics)."""
+) -> training.TrainResult:
+    """The steps, once: load, split, search, register, gate."""
     settings = get_settings()
     trials = trials or settings.trials
     source = data_source or settings.data_source
-    space = search_space or settings.search_space
     seed = settings.seed if seed is None else seed
     logger = get_run_logger()
-
     loader = load_data.with_options(
         retries=settings.load_retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=settings.load_retry_delay_seconds),
@@ -150,37 +144,57 @@ def train_model(
         dataset.task,
     )
     splits = split(dataset, seed)
+    space = search_space or settings.search_space
     run_id, spec, result = run_search(dataset, splits, settings, trials, space, seed, show_progress)
     candidate = register(run_id, splits, spec, result, settings, dataset, seed)
     decision = quality_gate(candidate, splits, settings)
     summary = training.summarize(candidate, decision, result, result.metric)
-    create_markdown_artifact(
-        training.report_markdown(summary),
-        key="train-model-summary",
-        description=f"Model version {summary.version}: {summary.alias}",
-    )
     logger.info("version %s -> %s: %s", summary.version, summary.alias, summary.reason)
-    return {
-        "version": summary.version,
-        "run_id": summary.run_id,
-        "promoted": summary.promoted,
-        "alias": summary.alias,
-        "reason": summary.reason,
-        "metric": summary.metric,
-        "test_metrics": summary.test_metrics,
-        "trials": len(summary.search.trials),
-        "search_wall_seconds": summary.search.wall_seconds,
-        "search_fit_seconds": summary.search.fit_seconds,
-    }
+    return summary
 
 
-def run_train_flow(settings: Settings | None = None, **parameters: Any) -> dict[str, Any]:
-    """Call the flow with the retries and SLA timeout from settings (CLI, demo, tests)."""
-    settings = settings or get_settings()
-    configured = train_model.with_options(
-        retries=settings.train_retries, timeout_seconds=settings.train_timeout_seconds
+@flow(name="train-model", flow_run_name=_run_name, log_prints=True)
+def train_model(
+    trials: int | None = None,
+    data_source: str | None = None,
+    search_space: str | None = None,
+    seed: int | None = None,
+    show_progress: bool = False,
+) -> Any:
+    """Train, register and gate one model, retried and timed out as the settings say.
+
+    Empty parameters read the settings (MLOPS_TRIALS, MLOPS_DATA_SOURCE, MLOPS_SEARCH_SPACE,
+    MLOPS_SEED). Returns the run's summary (version, alias, reason, metrics, search figures).
+    """
+    settings = get_settings()
+    attempt = train_pipeline.with_options(
+        retries=settings.train_retries,
+        retry_delay_seconds=settings.train_retry_delay_seconds,
+        timeout_seconds=settings.train_timeout_seconds,
     )
-    return configured(**parameters)
+    state = attempt(trials, data_source, search_space, seed, show_progress, return_state=True)
+    if state.is_completed():
+        summary = state.result()
+        # On this run, the one a deployment's page and a Quick run show.
+        create_markdown_artifact(
+            training.report_markdown(summary),
+            key="train-model-summary",
+            description=f"Model version {summary.version}: {summary.alias}",
+        )
+        return summary
+    # A copy without the subflow's ids is taken as this run's final state as it is (Prefect's
+    # `return_value_to_state`), so a timed-out pipeline ends this run `TimedOut` too, rather
+    # than the generic `Failed` that returning the subflow's own state would give.
+    return State(type=state.type, name=state.name, message=state.message, data=state.data)
+
+
+def run_train_flow(settings: Settings | None = None, **parameters: Any) -> training.TrainResult:
+    """Run `train-model` with these settings in force (CLI, demo, tests, benchmarks).
+
+    Raises what the pipeline raised when it did not complete (after its retries)."""
+    with using(settings or get_settings()):
+        state = train_model(**parameters, return_state=True)
+        return state.result()
 
 
 def _progress_bar(total: int) -> tuple[Any, Any]:

@@ -38,6 +38,15 @@ class ReportTimings(TypedDict):
     evidently_seconds: float
 
 
+class ColumnDrift(TypedDict):
+    """Evidently's drift test on one column: score, method, threshold and verdict."""
+
+    score: float | None
+    method: str | None
+    threshold: float | None
+    drifted: bool
+
+
 class ReportSummary(TypedDict):
     """One report: the `reports` document, the JSON beside the HTML, and what the index page,
     the exporter, `mlops status` and the flow's artifact and event read."""
@@ -56,8 +65,8 @@ class ReportSummary(TypedDict):
     drift_threshold: float
     drift_detected: bool
     drifted_columns: list[str]
-    column_drift: dict[str, float]
-    prediction_drift: float | None
+    column_drift: dict[str, ColumnDrift]  # per feature column
+    prediction_drift: ColumnDrift | None  # the same test on the prediction column
     metrics: dict[str, float]  # live metrics on the labelled rows
     primary_metric: str
     live_metric: float | None

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn import metrics as skm
 
 from lifecycle.settings import LOWER_IS_BETTER, Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lifecycle.model import Predictor
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
@@ -65,3 +70,9 @@ def is_better_or_equal(metric: str, candidate: float, reference: float, toleranc
     if metric in LOWER_IS_BETTER:
         return candidate <= reference + tolerance
     return candidate >= reference - tolerance
+
+
+def evaluate(predictor: Predictor, frame: pd.DataFrame) -> dict[str, float]:
+    labels, proba = predictor.predict_frame(frame)
+    spec = predictor.spec
+    return compute_metrics(spec.task, frame[spec.target].to_numpy(), labels, proba, spec.classes)

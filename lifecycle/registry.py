@@ -1,142 +1,194 @@
-"""Registry conventions: the aliases `champion` / `challenger` / `previous`, the quality gate, and
-hand promotion and rollback. Only aliases move; versions are never edited after registration.
+"""The one door to MLflow: client construction, tracking set-up, alias resolution with one error
+policy, model and artifact loading, and the names of aliases, tags and artifacts.
+
+Serving, the exporter, the gate, reporting and `mlops status` reach MLflow only through here.
+Error policy: a model, version or alias that does not exist is an answer (`None`, `{}`); any
+other failure to read the registry raises `RegistryUnavailableError` with one line.
+Only aliases move; versions are never edited after registration.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+from lifecycle.errors import ModelNotReadyError, RegistryError
+from lifecycle.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from lifecycle.settings import Settings, get_settings
+from lifecycle.times import timestamp
 
-from lifecycle.errors import RegistryError
-from lifecycle.evaluation import is_better_or_equal
-from lifecycle.settings import LOWER_IS_BETTER, Settings, Task, get_settings
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.pyfunc import PyFuncModel
 
+    from lifecycle.model import Predictor
+
+T = TypeVar("T")
+
+# Aliases (DESIGN.md, MLflow conventions).
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
+
+# Tags of a registered version.
+TAG_TASK = "task"
+TAG_PRIMARY_METRIC = "primary_metric"
+TAG_TRAINED_AT = "trained_at"
+TAG_DATA_FINGERPRINT = "data_fingerprint"
+TAG_TRAIN_RUN_ID = "train_run_id"
+TAG_GATE = "gate"
+METRIC_TAGS = CLASSIFICATION_METRICS + REGRESSION_METRICS  # each test metric is a tag too
+
+# Artifacts of the training (parent) run.
 REFERENCE_PATH = "reference/reference.parquet"
+SPEC_PATH = "data/feature_spec.json"
 PREDICTION_COLUMN = "prediction"
+
+# MLflow's error codes for "no such model / version / alias" (REST and sqlite stores differ).
+_MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry cannot be read (server down, store locked, ...): try again later."""
 
 
 def client(settings: Settings | None = None) -> MlflowClient:
-    """An MlflowClient on the settings' tracking + registry URI."""
+    """An MlflowClient on the settings' tracking + registry URI (no process-wide state)."""
+    from mlflow import MlflowClient
+
     settings = settings or get_settings()
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def use(settings: Settings) -> None:
+    """Point MLflow's process-wide tracking and registry URIs at the settings' store.
+
+    Works around MLflow 3.x exporting what `mlflow.set_tracking_uri` / `set_registry_uri` are
+    given into os.environ (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, for subprocesses): our
+    settings would then read the first back as an explicit override, and a subprocess started
+    later (`mlflow models serve`, a flow run) would resolve `models:/...` in whichever store was
+    set last. So the environment is put back as the user set it.
+    """
+    import mlflow
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def configure(settings: Settings | None = None) -> str:
+    """Point MLflow at the settings' store and return the experiment id (created if missing).
+
+    With a local sqlite store MLflow would put artifacts in ./mlruns of whatever directory the
+    process runs in; creating the experiment with an explicit location keeps them in MLOPS_HOME.
+    """
+    import mlflow
+
+    settings = settings or get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    use(settings)
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    else:
+        if settings.artifact_location:
+            settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        experiment_id = mlflow_client.create_experiment(
+            settings.experiment, artifact_location=settings.artifact_location
+        )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def _read(call: Callable[[], T], missing: T) -> T:
+    """Run a registry read under the one error policy (see the module docstring)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call()
+    except MlflowException as exc:
+        if exc.error_code in _MISSING:
+            return missing
+        raise RegistryUnavailableError(f"registry unreachable: {_one_line(exc)}") from exc
+    except Exception as exc:  # connection refused, DNS, timeouts, a locked sqlite file
+        raise RegistryUnavailableError(f"registry unreachable: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def version_by_alias(alias: str, settings: Settings | None = None) -> ModelVersion | None:
     """The version an alias points to, or None when the alias (or the model) does not exist."""
     settings = settings or get_settings()
-    try:
-        return client(settings).get_model_version_by_alias(settings.model_name, alias)
-    except MlflowException as exc:
-        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
-            return None
-        raise
+    mlflow_client = client(settings)
+    return _read(lambda: mlflow_client.get_model_version_by_alias(settings.model_name, alias), None)
 
 
 def get_version(version: str | int, settings: Settings | None = None) -> ModelVersion:
+    """A version of the settings' model; RegistryError naming it when it does not exist."""
     settings = settings or get_settings()
-    try:
-        return client(settings).get_model_version(settings.model_name, str(version))
-    except MlflowException:
-        raise RegistryError(f"model {settings.model_name!r} has no version {version!r}") from None
+    mlflow_client = client(settings)
+    found = _read(lambda: mlflow_client.get_model_version(settings.model_name, str(version)), None)
+    if found is None:
+        raise RegistryError(f"model {settings.model_name!r} has no version {version!r}")
+    return found
 
 
 def aliases(settings: Settings | None = None) -> dict[str, str]:
     """alias → version for the registered model ({} when it does not exist yet)."""
     settings = settings or get_settings()
-    try:
-        model = client(settings).get_registered_model(settings.model_name)
-    except MlflowException:
+    mlflow_client = client(settings)
+    model = _read(lambda: mlflow_client.get_registered_model(settings.model_name), None)
+    if model is None:
         return {}
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
-def version_metric(version: ModelVersion, metric: str) -> float | None:
-    value = version.tags.get(metric)
-    return float(value) if value is not None else None
+def trained_at(version: ModelVersion) -> float | None:
+    """Unix time the version was trained (its tag; else when it was registered)."""
+    trained = timestamp(version.tags.get(TAG_TRAINED_AT))
+    if trained is None and version.creation_timestamp:
+        trained = version.creation_timestamp / 1000
+    return trained
 
 
-@dataclass(frozen=True)
-class GateDecision:
-    """What the gate decided for a candidate version, and why (one sentence)."""
-
-    promoted: bool
-    alias: str
-    reason: str
-    candidate_value: float
-    champion_version: str | None = None
-    champion_value: float | None = None
+def version_metrics(version: ModelVersion) -> dict[str, float]:
+    """The test metrics a version was registered with (its metric tags)."""
+    return {m: float(version.tags[m]) for m in METRIC_TAGS if m in version.tags}
 
 
-def decide(
-    metric: str,
-    task: Task,
-    candidate_value: float,
-    champion_value: float | None,
-    settings: Settings,
-    champion_version: str | None = None,
-) -> GateDecision:
-    """The quality gate: meet the bound, and be no worse than the champion beyond tolerance."""
-    low, high = settings.metric_bounds(task)
-    lower_better = metric in LOWER_IS_BETTER
-    bound = high if lower_better else low
-    if bound is not None:
-        fails = candidate_value > bound if lower_better else candidate_value < bound
-        if fails:
-            word = "above the maximum" if lower_better else "below the minimum"
-            return GateDecision(
-                False,
-                CHALLENGER,
-                f"{metric} {candidate_value:.4f} is {word} {bound:.4f}",
-                candidate_value,
-                champion_version,
-                champion_value,
-            )
-    if champion_value is None:
-        why = (
-            "no champion yet"
-            if champion_version is None
-            else (f"champion v{champion_version} could not be evaluated on this data")
-        )
-        return GateDecision(
-            True,
-            CHAMPION,
-            f"{why}; {metric} {candidate_value:.4f} meets the bound",
-            candidate_value,
-            champion_version,
-        )
-    tolerance = settings.tolerance(task, champion_value)
-    if is_better_or_equal(metric, candidate_value, champion_value, tolerance):
-        reason = (
-            f"{metric} {candidate_value:.4f} vs champion v{champion_version} "
-            f"{champion_value:.4f} (tolerance {tolerance:.4f}) on the same test split"
-        )
-        return GateDecision(
-            True, CHAMPION, reason, candidate_value, champion_version, champion_value
-        )
-    reason = (
-        f"{metric} {candidate_value:.4f} is worse than champion v{champion_version} "
-        f"{champion_value:.4f} beyond tolerance {tolerance:.4f}"
-    )
-    return GateDecision(
-        False, CHALLENGER, reason, candidate_value, champion_version, champion_value
-    )
+def describe(version: ModelVersion) -> dict[str, Any]:
+    """Name, version, tags and metrics of a version, as shown by `mlops status` and `GET /model`."""
+    return {
+        "model_name": version.name,
+        "model_version": str(version.version),
+        "aliases": list(getattr(version, "aliases", []) or []),
+        "task": version.tags.get(TAG_TASK),
+        "primary_metric": version.tags.get(TAG_PRIMARY_METRIC),
+        "trained_at": version.tags.get(TAG_TRAINED_AT),
+        "metrics": version_metrics(version),
+        "run_id": version.run_id,
+    }
 
 
-def apply_decision(version: str, decision: GateDecision, settings: Settings | None = None) -> None:
-    """Move aliases for a gated candidate."""
-    if decision.promoted:
-        promote(version, settings)
-    else:
-        settings = settings or get_settings()
-        client(settings).set_registered_model_alias(settings.model_name, CHALLENGER, str(version))
+def train_run_id(version: ModelVersion) -> str:
+    """The training (parent) run that holds a version's reference and feature spec."""
+    return version.tags.get(TAG_TRAIN_RUN_ID) or version.run_id
 
 
 def promote(version: str | int, settings: Settings | None = None) -> str | None:
@@ -174,48 +226,61 @@ def rollback(version: str | int | None = None, settings: Settings | None = None)
     return str(version)
 
 
-def load_reference(
-    version: ModelVersion | str | int, settings: Settings | None = None
-) -> pd.DataFrame:
-    """The drift reference of a version: a training sample with target and `prediction`."""
+def download_run_artifact(run_id: str, path: str, settings: Settings | None = None) -> Path:
+    """A local copy of one artifact of a run."""
     import mlflow.artifacts
+
+    settings = settings or get_settings()
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, tracking_uri=settings.mlflow_tracking_uri
+        )
+    )
+
+
+def load_reference(version: ModelVersion | str | int, settings: Settings | None = None) -> Any:
+    """The drift reference of a version: a training sample with target and `prediction`."""
+    import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
 
     settings = settings or get_settings()
     if not isinstance(version, ModelVersion):
         version = get_version(version, settings)
-    run_id = version.tags.get("train_run_id") or version.run_id
-    path = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=REFERENCE_PATH, tracking_uri=settings.mlflow_tracking_uri
-    )
-    return pd.read_parquet(path)
+    return pd.read_parquet(download_run_artifact(train_run_id(version), REFERENCE_PATH, settings))
 
 
-def describe(version: ModelVersion) -> dict[str, Any]:
-    """Name, version, tags and metrics of a version, as shown by `mlops status` and `GET /model`."""
-    from lifecycle.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+@dataclass(frozen=True)
+class LoadedVersion:
+    """A registered version loaded in this process: the pyfunc, our predictor, its example."""
 
-    metric_names = CLASSIFICATION_METRICS + REGRESSION_METRICS
-    return {
-        "model_name": version.name,
-        "model_version": str(version.version),
-        "aliases": list(getattr(version, "aliases", []) or []),
-        "task": version.tags.get("task"),
-        "primary_metric": version.tags.get("primary_metric"),
-        "trained_at": version.tags.get("trained_at"),
-        "metrics": {m: float(version.tags[m]) for m in metric_names if m in version.tags},
-        "run_id": version.run_id,
-    }
+    version: ModelVersion
+    pyfunc: PyFuncModel
+    predictor: Predictor
+    input_example: Any  # a DataFrame, or None when the version was logged without one
+
+
+def load_version(version: ModelVersion, settings: Settings | None = None) -> LoadedVersion:
+    """Download and load a version (raises on any problem; nothing is cached or swapped)."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    from lifecycle.model import Predictor
+
+    settings = settings or get_settings()
+    use(settings)  # models:/ URIs resolve through the process-wide registry URI
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            f"models:/{version.name}/{version.version}", dst_path=tmp
+        )
+        pyfunc_model = mlflow.pyfunc.load_model(local)
+        example = pyfunc_model.metadata.load_input_example(local)
+    return LoadedVersion(version, pyfunc_model, Predictor.from_pyfunc(pyfunc_model), example)
 
 
 def load_predictor(
     version: str | int | None = None, settings: Settings | None = None
-) -> tuple[str, Any]:
+) -> tuple[str, Predictor]:
     """(version, Predictor) for `version`, or for the served alias when None."""
-    import mlflow.pyfunc
-
-    from lifecycle.errors import ModelNotReadyError
-    from lifecycle.model import Predictor
-
     settings = settings or get_settings()
     if version is None:
         found = version_by_alias(settings.model_alias, settings)
@@ -224,11 +289,6 @@ def load_predictor(
                 f"model {settings.model_name!r} has no {settings.model_alias!r} alias yet: "
                 "run `mlops train` first"
             )
-        version = found.version
     else:
-        get_version(version, settings)
-    from lifecycle import tracking
-
-    uri = f"models:/{settings.model_name}/{version}"
-    tracking.use(settings)
-    return str(version), Predictor.from_pyfunc(mlflow.pyfunc.load_model(uri))
+        found = get_version(version, settings)
+    return str(found.version), load_version(found, settings).predictor

@@ -6,6 +6,8 @@ below, which are enough for `make demo` with nothing running beforehand.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     )
     train_retries: int = Field(1, ge=0, validation_alias="MLOPS_TRAIN_RETRIES")
     train_timeout_seconds: float = Field(3600, gt=0, validation_alias="MLOPS_TRAIN_TIMEOUT_SECONDS")
+    train_retry_delay_seconds: float = Field(
+        60, ge=0, validation_alias="MLOPS_TRAIN_RETRY_DELAY_SECONDS"
+    )
 
     mongo_uri: str = Field("mongodb://127.0.0.1:27017", validation_alias="MONGO_URI")
     mongo_db: str = Field("lifecycle", validation_alias="MLOPS_MONGO_DB")
@@ -142,7 +147,29 @@ class Settings(BaseSettings):
         return 0.01
 
 
+_handed_in: list[Settings] = []  # a stack: `using` blocks may nest
+
+
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once on first use (never at import)."""
+def _from_environment() -> Settings:
     return Settings()
+
+
+def get_settings() -> Settings:
+    """The settings in force: those handed in by `using`, else the process-wide ones read once
+    from the environment on first use (never at import)."""
+    return _handed_in[-1] if _handed_in else _from_environment()
+
+
+get_settings.cache_clear = _from_environment.cache_clear  # type: ignore[attr-defined]
+
+
+@contextmanager
+def using(settings: Settings) -> Iterator[Settings]:
+    """Make `settings` the settings in force in this process for the block (a flow run called
+    with settings in hand: CLI, demo, tests), so every step reads the settings it was given."""
+    _handed_in.append(settings)
+    try:
+        yield settings
+    finally:
+        _handed_in.pop()

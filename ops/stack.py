@@ -94,12 +94,12 @@ def nginx_installed() -> bool:
 
 def run_stack(ports: Ports) -> int:
     """Write the Procfile and replace this process with honcho (Ctrl-C reaches it directly)."""
-    from lifecycle import tracking
+    from lifecycle import registry
 
     settings = get_settings()
     # Create the MLflow tables and experiment now: the API and the MLflow server would
     # otherwise both migrate a fresh sqlite store at once, and one of them dies.
-    tracking.configure(settings)
+    registry.configure(settings)
     with_nginx = nginx_installed()
     path = settings.home / "Procfile"
     path.write_text(procfile(settings, ports, with_nginx))

@@ -177,10 +177,10 @@ class ModelHolder:
         from lifecycle.registry import describe
 
         t0 = time.perf_counter()
-        from lifecycle import tracking
+        from lifecycle import registry
 
         # Not mlflow.set_tracking_uri directly: it leaks MLFLOW_TRACKING_URI into os.environ.
-        tracking.use(self.settings)
+        registry.use(self.settings)
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
             local = mlflow.artifacts.download_artifacts(
                 f"models:/{version.name}/{version.version}", dst_path=tmp

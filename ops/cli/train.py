@@ -35,16 +35,17 @@ def train(
     # is a one-line error within a second.
     load_dataset(data or settings.data_source, settings.target, settings.task, settings.s3_block)
 
-    summary = run_train_flow(
-        trials=trials, data_source=data, search_space=space, seed=seed, show_progress=True
+    result = run_train_flow(
+        settings, trials=trials, data_source=data, search_space=space, seed=seed, show_progress=True
     )
-    metrics = ", ".join(f"{k}={v:.4f}" for k, v in summary["test_metrics"].items())
-    typer.echo(f"model {get_settings().model_name} v{summary['version']} -> {summary['alias']}")
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items())
+    search = result.search
+    typer.echo(f"model {settings.model_name} v{result.version} -> {result.alias}")
     typer.echo(f"  test: {metrics}")
-    typer.echo(f"  gate: {summary['reason']}")
+    typer.echo(f"  gate: {result.reason}")
     typer.echo(
-        f"  search: {summary['trials']} trials, {summary['search_wall_seconds']:.1f} s "
-        f"({summary['search_fit_seconds']:.1f} s fitting); MLflow run {summary['run_id']}"
+        f"  search: {len(search.trials)} trials, {search.wall_seconds:.1f} s "
+        f"({search.fit_seconds:.1f} s fitting); MLflow run {result.run_id}"
     )
 
 

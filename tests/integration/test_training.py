@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import registry, synthetic, tracking
+from flows.train import run_train_flow
+from lifecycle import registry, synthetic
 from lifecycle.data import load_dataset
 from lifecycle.model import Predictor
 from lifecycle.settings import get_settings
-from lifecycle.training import train
 from tests.fixtures.training import SMALL_SOURCE
 
 pytestmark = pytest.mark.integration
@@ -35,13 +35,15 @@ def _mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def fifty_trials(tmp_path_factory: pytest.TempPathFactory):
+def fifty_trials(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):
     """One 50-trial search (the default MLOPS_TRIALS) into its own store."""
     from lifecycle.settings import Settings
 
     home = tmp_path_factory.mktemp("fifty") / "mlops"
     settings = Settings(MLOPS_HOME=str(home))
-    result = train(settings, trials=50, source="synthetic:churn?rows=4000&seed=11", space="fast")
+    result = run_train_flow(
+        settings, trials=50, data_source="synthetic:churn?rows=4000&seed=11", search_space="fast"
+    )
     return settings, result
 
 
@@ -92,7 +94,7 @@ def test_train_registers_champion_with_50_nested_trials(fifty_trials) -> None:
 
 def test_registered_pyfunc_predicts_raw_example_like_the_booster(fifty_trials) -> None:
     settings, _ = fifty_trials
-    tracking.use(settings)
+    registry.use(settings)
     uri = f"models:/{settings.model_name}@champion"
     model = mlflow.pyfunc.load_model(uri)
     example = mlflow.models.Model.load(uri).load_input_example(
@@ -111,12 +113,12 @@ def test_registered_pyfunc_predicts_raw_example_like_the_booster(fifty_trials) -
 
 
 def test_worse_search_becomes_challenger_and_rollback_restores_previous(
-    mlops_home: Path,
+    prefect_harness: None, mlops_home: Path
 ) -> None:
     settings = get_settings()
-    first = train(settings, trials=6, source=SMALL_SOURCE, space="fast")
+    first = run_train_flow(settings, trials=6, data_source=SMALL_SOURCE, search_space="fast")
     assert first.promoted
-    worse = train(settings, trials=1, source=SMALL_SOURCE, space="stump")
+    worse = run_train_flow(settings, trials=1, data_source=SMALL_SOURCE, search_space="stump")
     assert not worse.promoted and worse.alias == "challenger"
     assert registry.aliases(settings) == {"champion": first.version, "challenger": worse.version}
 
@@ -221,7 +223,7 @@ def test_flow_task_retry_recovers_from_one_read_failure(
         trials=2, data_source=SMALL_SOURCE, search_space="fast"
     )
     assert calls["n"] == 2
-    assert summary["promoted"] and summary["trials"] == 2
+    assert summary.promoted and len(summary.search.trials) == 2
 
 
 def test_flow_run_completes_with_markdown_artifact(prefect_harness: None, mlops_home: Path) -> None:
