@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format train demo bench deploy up compose-up compose-down exporter
+.PHONY: help install servers test lint format train demo bench deploy up compose-up compose-down exporter
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-test: install ## run the whole test suite (unit + integration against real servers)
-	$(BIN)/pytest
+servers: install ## install the system servers the tests start (nginx, Prometheus, ...): apt-get as root, else say what is missing
+	@$(BIN)/python -m tests.fixtures.system_servers
+
+# Two xdist workers for two cores; `loadgroup` keeps each module's tests (and its module-scoped
+# servers) on one worker. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+test: install servers ## run the whole test suite (unit + integration against real servers)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,32 @@ pytest_plugins = [
     "tests.fixtures.monitoring",
     "tests.fixtures.operations",
 ]
+
+
+def _fail_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under CI=true nothing may skip (a fresh CI machine has every server, `make servers`): a
+    skip there, from `require_binary` or any other source, becomes a failure that says why."""
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where nothing may skip: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    report = yield
+    _fail_skips_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report = yield
+    _fail_skips_in_ci(report)
+    return report
 
 
 @pytest.fixture(autouse=True)

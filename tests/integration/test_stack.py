@@ -3,17 +3,18 @@ first training run produced, and Ctrl-C leaves no child process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lifecycle import synthetic
+from lifecycle.waiting import wait_until
 from tests.fixtures.servers import free_port, require_binary
 
 pytestmark = pytest.mark.integration
@@ -49,27 +50,44 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_ok(url: str, timeout: float, ok=lambda r: r.status_code == 200) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
+def kill_tree(stack: subprocess.Popen, known: set[int]) -> None:
+    """Ctrl-C the stack if it still runs, then SIGKILL whatever of its tree is left: a failed
+    run must not leave servers behind for the tests after it (honcho's children outlive a
+    SIGKILLed honcho)."""
+    pids = descendants(stack.pid) | known
+    if stack.poll() is None:
+        stack.send_signal(signal.SIGINT)
         try:
-            response = httpx.get(url, timeout=3)
-            if ok(response):
-                return response
-            last = response.status_code
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready after {timeout}s (last: {last})")
+            stack.wait(30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+    for pid in pids | descendants(stack.pid):
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_stack_starts_serves_and_stops_without_leftovers(tmp_path: Path) -> None:
-    require_binary("nginx")
-    ports = {name: free_port() for name in ("api", "mlflow", "prefect", "mongo", "nginx")}
+def wait_ok(
+    url: str, timeout: float, stack: subprocess.Popen, ok=lambda r: r.status_code == 200
+) -> httpx.Response:
+    """The first answer of `url` that is `ok`; a refused connection while it starts is "not yet",
+    and a stack that exited fails at once instead of waiting out the bound."""
+
+    def probe() -> httpx.Response:
+        if stack.poll() is not None:
+            raise AssertionError(f"mlops up exited with {stack.returncode} before {url} answered")
+        return httpx.get(url, timeout=3)
+
+    return wait_until(
+        probe, f"{url} answering as expected", timeout, 0.5, done=ok, ignore=(httpx.HTTPError,)
+    )
+
+
+def stack_env(home: Path) -> dict[str, str]:
+    """The environment of `mlops up`: a fresh MLOPS_HOME and a 3-trial first training."""
     env = {
         **os.environ,
-        "MLOPS_HOME": str(tmp_path / "mlops"),
+        "MLOPS_HOME": str(home),
         "MLOPS_TRIALS": "3",
         "MLOPS_SEARCH_SPACE": "fast",
         "MLOPS_DATA_SOURCE": "synthetic:churn?rows=3000&seed=7",
@@ -78,22 +96,31 @@ def test_stack_starts_serves_and_stops_without_leftovers(tmp_path: Path) -> None
     }
     for name in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "MONGO_URI"):
         env.pop(name, None)
+    return env
+
+
+def test_stack_starts_serves_and_stops_without_leftovers(tmp_path: Path) -> None:
+    require_binary("nginx")
+    ports = {name: free_port() for name in ("api", "mlflow", "prefect", "mongo", "nginx")}
     log = (tmp_path / "stack.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mlops"), "up", *[f"--{k}-port={v}" for k, v in ports.items()]],
-        env=env,
+        env=stack_env(tmp_path / "mlops"),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     pids: set[int] = set()
     try:
-        wait_ok(f"http://127.0.0.1:{ports['prefect']}/api/health", 120)
-        wait_ok(f"http://127.0.0.1:{ports['mlflow']}/health", 60)
-        wait_ok(f"http://127.0.0.1:{ports['api']}/health", 60)
+        # Bounds: several times what each step takes alone, since on 2 cores the servers start
+        # side by side with the other xdist worker's tests.
+        wait_ok(f"http://127.0.0.1:{ports['prefect']}/api/health", 120, proc)
+        wait_ok(f"http://127.0.0.1:{ports['mlflow']}/health", 60, proc)
+        wait_ok(f"http://127.0.0.1:{ports['api']}/health", 60, proc)
         # no report yet: nginx answers, with 404 for the missing index
-        wait_ok(f"http://127.0.0.1:{ports['nginx']}/", 30, lambda r: r.status_code in (200, 404))
+        nginx = f"http://127.0.0.1:{ports['nginx']}/"
+        wait_ok(nginx, 30, proc, lambda r: r.status_code in (200, 404))
         # the worker applied the deployments and Quick-ran the first training
-        ready = wait_ok(f"http://127.0.0.1:{ports['api']}/ready", 240)
+        ready = wait_ok(f"http://127.0.0.1:{ports['api']}/ready", 240, proc)
         assert ready.json()["model_version"] == "1"
         record = synthetic.churn_features(1, seed=5).to_dict("records")[0]
         answer = httpx.post(f"http://127.0.0.1:{ports['api']}/predict", json=record, timeout=10)
@@ -103,15 +130,18 @@ def test_stack_starts_serves_and_stops_without_leftovers(tmp_path: Path) -> None
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         proc.wait(30)
+        # 10 s: the children got SIGINT with the stack and only need to exit, even on 2 busy
+        # cores
+        wait_until(
+            lambda: sorted(p for p in pids if alive(p)),
+            f"no child process left behind (see {tmp_path / 'stack.log'})",
+            10,
+            interval=0.2,
+            done=lambda left: not left,
+        )
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        kill_tree(proc, pids)
         log.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    left = sorted(p for p in pids if alive(p))
-    assert not left, f"left behind: {left}; see {tmp_path / 'stack.log'}"
     text = (tmp_path / "stack.log").read_text()
     assert f"http://127.0.0.1:{ports['api']}/docs" in text
     assert f"http://127.0.0.1:{ports['prefect']}" in text

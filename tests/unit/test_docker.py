@@ -195,8 +195,6 @@ def test_compose_grafana_dashboards_path_matches_the_provider(compose_stack: dic
 
 def test_compose_worker_pool_matches_the_deployments(compose_stack: dict) -> None:
     prefect_yaml = REPO_ROOT / "deployments" / "prefect.yaml"
-    if not prefect_yaml.exists():
-        pytest.skip("deployments/prefect.yaml is not written yet")
     pool = compose_stack["services"]["prefect-worker"]["environment"]["LIFECYCLE_WORK_POOL"]
     deployments = yaml.safe_load(prefect_yaml.read_text())["deployments"]
     assert {d["work_pool"]["name"] for d in deployments} == {pool}
