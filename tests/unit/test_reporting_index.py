@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reporting.builder import report_files, write_atomic
+from reporting.charts import COLOR
 from reporting.index import (
     daily_metric,
     load_summaries,
@@ -72,13 +73,19 @@ def test_render_index_lists_reports_newest_first_with_four_charts() -> None:
     summaries.sort(key=lambda s: s["window_end"], reverse=True)
     page = render_index(summaries, [{"version": "2", "metric": "accuracy", "value": 0.81}])
 
-    links = re.findall(r'href="([^"]+)"', page)
+    links = re.findall(r'<a href="([^"]+)"', page)
     assert links == [s["relative_html"] for s in summaries]
     assert links[0] == "2/20260302T210000Z.html"
     assert page.count("<svg") == 4
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
+    # The charts' only references are to their own definitions (markers, clip paths)...
+    assert all(ref.startswith("#") for ref in re.findall(r'xlink:href="([^"]+)"', page))
+    assert all(ref.startswith("#") for ref in re.findall(r"url\(([^)]+)\)", page))
+    # ... whose ids stay unique across the four inline SVGs.
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
 
 
 def test_render_index_without_reports_shows_placeholders() -> None:
@@ -91,6 +98,23 @@ def test_render_index_escapes_text_from_the_log() -> None:
     evil = _summary(MONDAY, 0.8, 10, drifted_columns=["<script>alert(1)</script>"])
     page = render_index([evil])
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_render_index_charts_keep_text_from_the_registry_literal() -> None:
+    champions = [{"version": "<b>7</b>", "metric": "$accuracy$", "value": 0.8}]
+    page = render_index([_summary(MONDAY, 0.8, 10)], champions)
+    assert "<b>7</b>" not in page and "v&lt;b&gt;7&lt;/b&gt;" in page
+    assert "$accuracy$" in page  # a "$" is a character, not matplotlib mathtext
+
+
+def test_render_index_many_reports_keeps_every_trend_point() -> None:
+    summaries = [_summary(MONDAY - timedelta(hours=3 * i), 0.8, 10) for i in range(400)]
+    page = render_index(summaries)
+    assert page.count("<svg") == 4 and page.count("<tr><td>") == 400
+    daily = page.split('aria-label="Live accuracy per day"')[1].split("</svg>")[0]
+    days = {s["window_end"].date() for s in summaries}
+    assert len(days) > 16  # past the labelled bars: these are drawn as one collection
+    assert daily.count(f"fill: {COLOR}") == len(days)
 
 
 def test_write_index_reads_summaries_on_disk_and_skips_junk(tmp_path: Path) -> None:
