@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from lifecycle.documents import ReportSummary, ReportTimings
 from lifecycle.settings import LOWER_IS_BETTER, Settings
-from reporting.drift import build_drift_report, live_metrics
+from reporting.drift import DriftContent, build_drift_report, live_metrics
 from reporting.reference import Reference
 from reporting.window import ACTUAL, PREDICTION, WindowData, sample_positions
 
@@ -53,86 +56,121 @@ def live_metric_name(reference: Reference) -> str:
     return reference.primary_metric if reference.primary_metric in {"rmse", "mae", "r2"} else "rmse"
 
 
+@dataclass(frozen=True)
+class LiveQuality:
+    """The window's labelled rows: the live metrics over all of them, and the frame (sampled
+    to the cap, target renamed) for Evidently's quality preset, or None below the minimum."""
+
+    labelled_rows: int
+    metrics: dict[str, float]
+    frame: pd.DataFrame | None
+
+
 def build_window_report(
     window: WindowData,
     reference: Reference,
     settings: Settings,
     model_name: str,
     window_label: str,
-) -> dict[str, Any]:
+) -> ReportSummary:
     """Build and write the report of `window` against `reference`; returns its summary.
 
     Drift and the data summary cover all rows, or a deterministic sample of
     `settings.report_max_rows` of them; the live metric covers every labelled row; the quality
     section appears once `settings.report_min_labelled` labels have arrived.
     """
-    spec = reference.spec
-    frame = window.frame
     positions = sample_positions(window.ids, settings.report_max_rows)
-    current = frame if positions is None else frame.iloc[positions]
-
-    mask = window.labelled_mask
-    labelled_rows = int(mask.sum())
-    metrics: dict[str, float] = {}
-    labelled = None
-    if labelled_rows >= settings.report_min_labelled:
-        rows = frame[mask]
-        metrics = live_metrics(spec, rows[ACTUAL], rows[PREDICTION])
-        keep = sample_positions(window.ids[mask], settings.report_max_rows)
-        labelled = (rows if keep is None else rows.iloc[keep]).rename(columns={ACTUAL: spec.target})
+    current = window.frame if positions is None else window.frame.iloc[positions]
+    quality = live_quality(window, reference, settings)
     metric_name = live_metric_name(reference)
-    live = metrics.get(metric_name)
-
+    live = quality.metrics.get(metric_name)
     notes = _notes(
         window, reference, settings, model_name, window_label, len(current), live, metric_name
     )
     content = build_drift_report(
         current.drop(columns=[ACTUAL]),
         reference.frame,
-        spec,
-        labelled,
+        reference.spec,
+        quality.frame,
         notes,
         settings.drift_threshold,
     )
     files = report_files(settings.reports_dir, reference.version, window.end)
-    summary: dict[str, Any] = {
-        "model_name": model_name,
-        "model_version": reference.version,
-        "window_start": window.start,
-        "window_end": window.end,
-        "window": window_label,
-        "rows": window.rows,
-        "rows_compared": len(current),
-        "sampled": positions is not None,
-        "labelled_rows": labelled_rows,
-        "versions_in_window": window.version_counts,
-        "drift_share": content.drift_share,
-        "drift_threshold": settings.drift_threshold,
-        "drift_detected": content.drift_share > settings.drift_threshold,
-        "drifted_columns": content.drifted_columns,
-        "column_drift": content.column_drift,
-        "prediction_drift": content.prediction_drift,
-        "metrics": metrics,
-        "primary_metric": metric_name,
-        "live_metric": live,
-        "test_metric": reference.test_metrics.get(metric_name),
-        "quality_section": labelled is not None,
-        "evidently_metrics": content.quality,
-        "html_path": str(files.html),
-        "json_path": str(files.json),
-        "relative_html": files.relative_html,
-        "url": files.url(settings.reports_base_url),
-        "created_at": datetime.now(UTC),
-        "timings": {
-            "read_seconds": window.read_seconds,
-            "feedback_seconds": window.feedback_seconds,
-            "evidently_seconds": content.seconds,
-        },
-    }
-    files.html.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(files.html, content.html)
-    write_atomic(files.json, json.dumps(jsonable(summary), indent=2))
+    summary = _summary(
+        window, reference, settings, content, quality, files, model_name, window_label, len(current)
+    )
+    write_report(files, content.html, summary)
     return summary
+
+
+def live_quality(window: WindowData, reference: Reference, settings: Settings) -> LiveQuality:
+    """Live metrics once `settings.report_min_labelled` labels have arrived, else none."""
+    mask = window.labelled_mask
+    labelled_rows = int(mask.sum())
+    if labelled_rows < settings.report_min_labelled:
+        return LiveQuality(labelled_rows, {}, None)
+    spec = reference.spec
+    rows = window.frame[mask]
+    metrics = live_metrics(spec, rows[ACTUAL], rows[PREDICTION])
+    keep = sample_positions(window.ids[mask], settings.report_max_rows)
+    frame = (rows if keep is None else rows.iloc[keep]).rename(columns={ACTUAL: spec.target})
+    return LiveQuality(labelled_rows, metrics, frame)
+
+
+def write_report(files: ReportFiles, html: str, summary: ReportSummary) -> None:
+    """The page, then its JSON summary (the index lists a report once its JSON exists)."""
+    files.html.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(files.html, html)
+    write_atomic(files.json, json.dumps(jsonable(summary), indent=2))
+
+
+def _summary(
+    window: WindowData,
+    reference: Reference,
+    settings: Settings,
+    content: DriftContent,
+    quality: LiveQuality,
+    files: ReportFiles,
+    model_name: str,
+    window_label: str,
+    compared: int,
+) -> ReportSummary:
+    """What the `reports` collection, the JSON beside the page and the index keep."""
+    metric_name = live_metric_name(reference)
+    return ReportSummary(
+        model_name=model_name,
+        model_version=reference.version,
+        window_start=window.start,
+        window_end=window.end,
+        window=window_label,
+        rows=window.rows,
+        rows_compared=compared,
+        sampled=compared < window.rows,
+        labelled_rows=quality.labelled_rows,
+        versions_in_window=window.version_counts,
+        drift_share=content.drift_share,
+        drift_threshold=settings.drift_threshold,
+        drift_detected=content.drift_share > settings.drift_threshold,
+        drifted_columns=content.drifted_columns,
+        column_drift=content.column_drift,
+        prediction_drift=content.prediction_drift,
+        metrics=quality.metrics,
+        primary_metric=metric_name,
+        live_metric=quality.metrics.get(metric_name),
+        test_metric=reference.test_metrics.get(metric_name),
+        quality_section=quality.frame is not None,
+        evidently_metrics=content.quality,
+        html_path=str(files.html),
+        json_path=str(files.json),
+        relative_html=files.relative_html,
+        url=files.url(settings.reports_base_url),
+        created_at=datetime.now(UTC),
+        timings=ReportTimings(
+            read_seconds=window.read_seconds,
+            feedback_seconds=window.feedback_seconds,
+            evidently_seconds=content.seconds,
+        ),
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -160,7 +198,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def describe(summary: dict[str, Any]) -> str:
+def describe(summary: ReportSummary) -> str:
     """One line for logs, the CLI and the run's final state."""
     line = (
         f"report v{summary['model_version']} {summary['rows']:,} rows: drift share "

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lifecycle.documents import ColumnDrift
 from lifecycle.evaluation import compute_metrics
 from lifecycle.model import FeatureSpec
 
@@ -24,8 +25,8 @@ class DriftContent:
     html: str
     drift_share: float
     drifted_columns: list[str]
-    column_drift: dict[str, dict[str, Any]]
-    prediction_drift: dict[str, Any] | None
+    column_drift: dict[str, ColumnDrift]
+    prediction_drift: ColumnDrift | None
     quality: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -97,57 +98,79 @@ def build_drift_report(
     `drift_threshold` is the share of drifted columns above which the page calls the dataset
     drifted (the same threshold that raises the drift event).
     """
-    from evidently import Report
-    from evidently.core.metric_types import metric_tests_widget, render_widgets
-    from evidently.core.report import metric_tests_stats
-    from evidently.legacy.renderers.html_widgets import group_widget, text_widget
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset, DataSummaryPreset
+    import evidently.presets  # noqa: F401  (imported before the clock: it times the reports)
 
     t0 = time.perf_counter()
     features = spec.names
-    cur = typed_frame(current, spec, with_target=False)
     ref = typed_frame(reference, spec, with_target=True)
-    data_report = Report(
+    drift_snapshot = _drift_snapshot(
+        typed_frame(current, spec, with_target=False), ref, spec, drift_threshold
+    )
+    column_drift, share = _drift_results(drift_snapshot, features)
+    prediction_drift = column_drift.pop(PREDICTION, None)
+    quality_snapshot = None
+    if labelled is not None and len(labelled):
+        quality_snapshot = _quality_snapshot(typed_frame(labelled, spec, True), ref, spec)
+    return DriftContent(
+        html=_page(
+            notes, drift_snapshot, quality_snapshot, 0 if labelled is None else len(labelled)
+        ),
+        drift_share=share,
+        drifted_columns=[c for c in features if c in column_drift and column_drift[c]["drifted"]],
+        column_drift=column_drift,
+        prediction_drift=prediction_drift,
+        quality={} if quality_snapshot is None else _single_values(quality_snapshot),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _drift_snapshot(
+    current: pd.DataFrame, reference: pd.DataFrame, spec: FeatureSpec, drift_threshold: float
+) -> Any:
+    """Data drift per feature, drift of the prediction, and the data summary, in one run."""
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+    report = Report(
         [
-            DataDriftPreset(columns=features, drift_share=drift_threshold),
+            DataDriftPreset(columns=spec.names, drift_share=drift_threshold),
             ValueDrift(column=PREDICTION),
             DataSummaryPreset(),
         ],
         include_tests=True,  # the per-column drift verdicts come back as tests
     )
-    drift_snapshot = data_report.run(
-        _dataset(cur, spec, labelled=False), _dataset(ref.drop(columns=[spec.target]), spec, False)
+    return report.run(
+        _dataset(current, spec, labelled=False),
+        _dataset(reference.drop(columns=[spec.target]), spec, labelled=False),
     )
-    column_drift, share = _drift_results(drift_snapshot, features)
-    prediction_drift = column_drift.pop(PREDICTION, None)
 
-    # Evidently renders one report per run; the page shows both runs, so their widgets are
-    # gathered into one dashboard (Snapshot keeps them in `_widgets`; there is no public getter).
+
+def _page(notes: list[str] | None, drift: Any, quality: Any | None, labelled_rows: int) -> str:
+    """One dashboard: the notes, the drift run's widgets, the quality run's, then every test.
+
+    Workaround for evidently 0.7.23: a Snapshot renders only itself (`get_html_str`,
+    `save_html`), and the widgets it rendered are kept in the private `Snapshot._widgets`, with
+    no public getter. The two runs cannot be one (the quality run compares only the labelled
+    rows), so their widgets are read from `_widgets` and laid out with Evidently's own
+    renderer. Check this attribute when lifting the `evidently<0.8` pin.
+    """
+    from evidently.core.metric_types import metric_tests_widget, render_widgets
+    from evidently.core.report import metric_tests_stats
+    from evidently.legacy.renderers.html_widgets import group_widget, text_widget
+
     sections = []
     if notes:
         sections.append(text_widget(title="About this report", text="\n\n".join(notes)))
-    sections.append(group_widget(title="Data drift and summary", widgets=drift_snapshot._widgets))
-    tests = list(drift_snapshot.tests_results)
-    quality: dict[str, float] = {}
-    if labelled is not None and len(labelled):
-        quality_snapshot = _quality_snapshot(typed_frame(labelled, spec, True), ref, spec)
-        quality = _single_values(quality_snapshot)
-        title = f"Model quality on {len(labelled):,} labelled rows"
-        sections.append(group_widget(title=title, widgets=quality_snapshot._widgets))
-        tests += list(quality_snapshot.tests_results)
+    sections.append(group_widget(title="Data drift and summary", widgets=drift._widgets))
+    tests = list(drift.tests_results)
+    if quality is not None:
+        title = f"Model quality on {labelled_rows:,} labelled rows"
+        sections.append(group_widget(title=title, widgets=quality._widgets))
+        tests += list(quality.tests_results)
     if tests:
         sections += [metric_tests_stats(tests), metric_tests_widget(tests)]
-    html = render_widgets(sections, as_iframe=False)
-    return DriftContent(
-        html=html,
-        drift_share=share,
-        drifted_columns=[c for c in features if column_drift.get(c, {}).get("drifted")],
-        column_drift=column_drift,
-        prediction_drift=prediction_drift,
-        quality=quality,
-        seconds=time.perf_counter() - t0,
-    )
+    return render_widgets(sections, as_iframe=False)
 
 
 def _dataset(frame: pd.DataFrame, spec: FeatureSpec, labelled: bool) -> Any:
@@ -201,10 +224,10 @@ def _quality_snapshot(labelled: pd.DataFrame, reference: pd.DataFrame, spec: Fea
     )
 
 
-def _drift_results(snapshot: Any, features: list[str]) -> tuple[dict[str, dict[str, Any]], float]:
+def _drift_results(snapshot: Any, features: list[str]) -> tuple[dict[str, ColumnDrift], float]:
     """Per-column drift score, method, threshold and verdict; the share of drifted features."""
     result = snapshot.dict()
-    columns: dict[str, dict[str, Any]] = {}
+    columns: dict[str, ColumnDrift] = {}
     share: float | None = None
     for metric in result["metrics"]:
         config = metric.get("config", {})
