@@ -19,9 +19,10 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from lifecycle import events
+from lifecycle.documents import ReportSummary
 from lifecycle.settings import get_settings
 from lifecycle.store import PredictionStore
-from lifecycle.times import parse_duration, window_bounds
+from lifecycle.times import as_utc, parse_duration, window_bounds
 from reporting.builder import build_window_report, describe, insufficient_message
 from reporting.index import load_summaries, write_index
 from reporting.reference import Reference, champion_history, load_version_reference
@@ -46,14 +47,14 @@ def load_reference(version: str) -> Reference:
 
 
 @task(cache_policy=NO_CACHE)
-def build_report(window: WindowData, reference: Reference, window_label: str) -> dict[str, Any]:
+def build_report(window: WindowData, reference: Reference, window_label: str) -> ReportSummary:
     """Evidently drift + summary (+ quality over labelled rows); write the HTML and JSON."""
     settings = get_settings()
     return build_window_report(window, reference, settings, settings.model_name, window_label)
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
-def record_report(summary: dict[str, Any]) -> str:
+def record_report(summary: ReportSummary) -> str:
     """Insert the summary into the `reports` collection (MongoDB I/O: retried)."""
     store = PredictionStore.from_settings(timeout_ms=5000)
     try:
@@ -87,75 +88,101 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     MLOPS_REPORT_WINDOW). Ends Completed with "insufficient data: N rows in window" and no
     file when the window is too small."""
     settings = get_settings()
-    logger = get_run_logger()
     label = window or settings.report_window
     length = parse_duration(label, "window" if window else "MLOPS_REPORT_WINDOW")
     start, stop = window_bounds(length, end or datetime.now(UTC))
 
     data = read_predictions(start, stop)
-    logger.info(
+    _log_window(data)
+    if data.rows < settings.report_min_rows:
+        return _insufficient(data.rows, settings.report_min_rows)
+    summary = build_report(data, load_reference(_report_version(data)), label)
+    record_report(summary)
+    index = rebuild_index()
+    message = describe(summary)
+    get_run_logger().info("%s → %s (index %s)", message, summary["url"], index)
+    _publish_link(summary, message, settings.model_name)
+    if summary["drift_detected"]:
+        _announce_drift(summary, settings.model_name)
+    return Completed(message=message, data=_result(summary, message, index))
+
+
+def _log_window(data: WindowData) -> None:
+    get_run_logger().info(
         "window %s → %s: %d predictions, %d labelled, versions %s (read %.2f s, labels %.2f s)",
-        start.isoformat(),
-        stop.isoformat(),
+        data.start.isoformat(),
+        data.end.isoformat(),
         data.rows,
         data.labelled_rows,
         data.version_counts,
         data.read_seconds,
         data.feedback_seconds,
     )
-    if data.rows < settings.report_min_rows:
-        message = insufficient_message(data.rows)
-        logger.info(
-            "%s (minimum MLOPS_REPORT_MIN_ROWS=%d): no report", message, settings.report_min_rows
-        )
-        return Completed(
-            message=message, data={"status": "insufficient", "message": message, "rows": data.rows}
-        )
 
+
+def _insufficient(rows: int, minimum: int) -> Any:
+    """The Completed state of a window too small to report on (no file, no document)."""
+    message = insufficient_message(rows)
+    get_run_logger().info("%s (minimum MLOPS_REPORT_MIN_ROWS=%d): no report", message, minimum)
+    return Completed(
+        message=message, data={"status": "insufficient", "message": message, "rows": rows}
+    )
+
+
+def _report_version(data: WindowData) -> str:
+    """The version whose reference the window is compared with: the latest one serving."""
     version = data.serving_version
     if len(data.version_counts) > 1:
-        logger.info(
+        get_run_logger().info(
             "window holds versions %s; using the latest serving one, v%s",
             sorted(data.version_counts),
             version,
         )
-    reference = load_reference(version)
-    summary = build_report(data, reference, label)
-    record_report(summary)
-    index = rebuild_index()
-    message = describe(summary)
-    logger.info("%s → %s (index %s)", message, summary["url"], index)
+    return str(version)
 
+
+def _publish_link(summary: ReportSummary, message: str, model_name: str) -> None:
+    """A link artifact to the report, under one key per model (the latest on top)."""
     create_link_artifact(
         link=summary["url"],
-        link_text=f"v{summary['model_version']} report, window ending {stop:%Y-%m-%d %H:%M} UTC",
-        key=f"drift-report-{_slug(settings.model_name)}",
+        link_text=(
+            f"v{summary['model_version']} report, window ending "
+            f"{as_utc(summary['window_end']):%Y-%m-%d %H:%M} UTC"
+        ),
+        key=f"drift-report-{_slug(model_name)}",
         description=message,
     )
-    if summary["drift_detected"]:
-        events.emit(
-            events.DRIFT_DETECTED,
-            settings.model_name,
-            summary["model_version"],
-            {
-                "model_name": settings.model_name,
-                "model_version": summary["model_version"],
-                "drift_share": summary["drift_share"],
-                "threshold": settings.drift_threshold,
-                "drifted_columns": summary["drifted_columns"],
-                "rows": summary["rows"],
-                "window_start": start.isoformat(),
-                "window_end": stop.isoformat(),
-                "report_url": summary["url"],
-            },
-        )
-        logger.warning(
-            "drift share %.2f > threshold %.2f: emitted %s",
-            summary["drift_share"],
-            settings.drift_threshold,
-            events.DRIFT_DETECTED,
-        )
-    result = {
+
+
+def _announce_drift(summary: ReportSummary, model_name: str) -> None:
+    """Emit `lifecycle.drift.detected` for the report (automations and alerts listen)."""
+    events.emit(
+        events.DRIFT_DETECTED,
+        model_name,
+        summary["model_version"],
+        {
+            "model_name": model_name,
+            "model_version": summary["model_version"],
+            "drift_share": summary["drift_share"],
+            "threshold": summary["drift_threshold"],
+            "drifted_columns": summary["drifted_columns"],
+            "rows": summary["rows"],
+            "window_start": as_utc(summary["window_start"]).isoformat(),
+            "window_end": as_utc(summary["window_end"]).isoformat(),
+            "report_url": summary["url"],
+        },
+    )
+    get_run_logger().warning(
+        "drift share %.2f > threshold %.2f: emitted %s",
+        summary["drift_share"],
+        summary["drift_threshold"],
+        events.DRIFT_DETECTED,
+    )
+
+
+def _result(summary: ReportSummary, message: str, index: Path) -> dict[str, Any]:
+    """What the flow run returns (the CLI prints it; tests and the bench read it)."""
+    return {
         "status": "written",
         "message": message,
         "rows": summary["rows"],
@@ -173,7 +200,6 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
         "index_path": str(index),
         "timings": summary["timings"],
     }
-    return Completed(message=message, data=result)
 
 
 def _slug(name: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from lifecycle.events import DRIFT_DETECTED as DRIFT_EVENT
 from lifecycle.settings import Settings
 from lifecycle.store import PredictionStore
 from lifecycle.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
-from tests.fixtures.reporting import TrainedModel, seed_window
+from lifecycle.waiting import WaitTimeout, wait_until
+from tests.fixtures.reporting import SeededWindow, TrainedModel, seed_window
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,10 @@ def _files(directory: Path) -> list[Path]:
 
 
 def _drift_events(flow_run_id: Any, expect: int, timeout: float = 20.0) -> list[Any]:
-    """Drift events related to one flow run, read back from the Prefect server (ingestion is
-    asynchronous, so poll until `expect` arrive or the timeout passes)."""
+    """Drift events related to one flow run, read back from the Prefect server once `expect`
+    have arrived. Ingestion is asynchronous (the test server persists events in batches off a
+    message bus), so poll. The event arrived 0.3 s after the run on 2 cores at load average 10;
+    20 s leaves room for far worse. Raises WaitTimeout naming the events seen."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 
@@ -47,44 +49,84 @@ def _drift_events(flow_run_id: Any, expect: int, timeout: float = 20.0) -> list[
         event=EventNameFilter(name=[DRIFT_EVENT]),
         related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
     )
-    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        while True:
-            events = client.read_events(filter=flt, limit=50).events
-            if len(events) >= expect or time.monotonic() > deadline:
-                return events
-            time.sleep(0.5)
+        return wait_until(
+            lambda: client.read_events(filter=flt, limit=50).events,
+            f"{expect} {DRIFT_EVENT} event(s) of flow run {flow_run_id}",
+            timeout,
+            interval=0.5,
+            done=lambda events: len(events) >= expect,
+        )
+
+
+def _drift_events_within(flow_run_id: Any, seconds: float) -> list[Any]:
+    """Drift events of a flow run that arrive within `seconds` (none expected): returns as soon
+    as one does, else the empty list once the bound has passed."""
+    try:
+        return _drift_events(flow_run_id, expect=1, timeout=seconds)
+    except WaitTimeout as exc:
+        return exc.observed
+
+
+def _seed_drifted_window(store: PredictionStore, model: TrainedModel) -> SeededWindow:
+    """2,000 drifted predictions in [END - 3h, END), 30 % labelled, and 40 rows on each side
+    of the window (just before its start, and from its end on) that the report must leave out."""
+    seeded = seed_window(
+        store,
+        generate_churn(2000, seed=11, drift=1.0),
+        _predict(model),
+        END,
+        WINDOW,
+        model.version,
+        model.model_name,
+        label_share=0.3,
+        seed=5,
+    )
+    for seed, stop in ((12, END - WINDOW), (13, END + WINDOW)):
+        seed_window(
+            store,
+            generate_churn(40, seed=seed),
+            _predict(model),
+            stop,
+            WINDOW,
+            model.version,
+            model.model_name,
+            1.0,
+            seed=seed,
+        )
+    return seeded
+
+
+def _assert_drifted_record(record: dict[str, Any], seeded: SeededWindow, version: str) -> None:
+    """What the JSON beside the page and the `reports` document both say of the window."""
+    assert set(DRIFTED_COLUMNS) <= set(record["drifted_columns"])
+    assert not set(UNDRIFTED_COLUMNS) & set(record["drifted_columns"])
+    assert record["drift_share"] == pytest.approx(len(DRIFTED_COLUMNS) / 16)
+    assert record["rows"] == 2000
+    assert record["labelled_rows"] == len(seeded.labels)
+    assert record["model_version"] == version
+    assert record["primary_metric"] == "accuracy"
+    assert record["live_metric"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+    assert record["metrics"]["accuracy"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+
+
+def _link_artifacts(flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [a for a in artifacts if a.key == "drift-report-lifecycle-model"]
 
 
 def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
     reporting_model: TrainedModel, report_env: Settings, reports_prefect: None
 ) -> None:
     store = _store(report_env)
-    frame = generate_churn(2000, seed=11, drift=1.0)
-    seeded = seed_window(
-        store,
-        frame,
-        _predict(reporting_model),
-        END,
-        WINDOW,
-        reporting_model.version,
-        reporting_model.model_name,
-        label_share=0.3,
-        seed=5,
-    )
-    # Rows just before the start and from the end on are outside [END - 3h, END).
-    for seed, stop in ((12, END - WINDOW), (13, END + WINDOW)):
-        seed_window(
-            store,
-            generate_churn(40, seed=seed),
-            _predict(reporting_model),
-            stop,
-            WINDOW,
-            reporting_model.version,
-            reporting_model.model_name,
-            1.0,
-            seed=seed,
-        )
+    seeded = _seed_drifted_window(store, reporting_model)
+    version = reporting_model.version
 
     state = build_reports(window="3h", end=END, return_state=True)
 
@@ -93,31 +135,22 @@ def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
     assert result["status"] == "written"
     assert result["rows"] == 2000
     html, summary_path = Path(result["html_path"]), Path(result["json_path"])
-    assert html.parent == report_env.reports_dir / reporting_model.version
+    assert html.parent == report_env.reports_dir / version
     assert html.name == "20260105T120000Z.html"
     page = html.read_text()
     assert page.lstrip().lower().startswith("<!doctype html") and "Data drift and summary" in page
     assert "Model quality on" in page  # 600 labels ≥ MLOPS_REPORT_MIN_LABELLED
-    summary = json.loads(summary_path.read_text())
 
     doc = store.latest_report(reporting_model.model_name)
     assert doc is not None
-    for record in (summary, doc):
-        assert set(DRIFTED_COLUMNS) <= set(record["drifted_columns"])
-        assert not set(UNDRIFTED_COLUMNS) & set(record["drifted_columns"])
-        assert record["drift_share"] == pytest.approx(len(DRIFTED_COLUMNS) / 16)
-        assert record["rows"] == 2000
-        assert record["labelled_rows"] == len(seeded.labels)
-        assert record["model_version"] == reporting_model.version
-        assert record["primary_metric"] == "accuracy"
-        assert record["live_metric"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
-        assert record["metrics"]["accuracy"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+    for record in (json.loads(summary_path.read_text()), doc):
+        _assert_drifted_record(record, seeded, version)
     assert doc["html_path"] == str(html) and doc["json_path"] == str(summary_path)
     assert doc["window_start"] == END - WINDOW and doc["window_end"] == END
-    assert doc["url"] == f"http://reports.test:8088/{reporting_model.version}/20260105T120000Z.html"
+    assert doc["url"] == f"http://reports.test:8088/{version}/20260105T120000Z.html"
 
     index = (report_env.reports_dir / "index.html").read_text()
-    assert f'href="{reporting_model.version}/20260105T120000Z.html"' in index
+    assert f'href="{version}/20260105T120000Z.html"' in index
     assert index.count("<svg") == 4
 
     flow_run_id = state.state_details.flow_run_id
@@ -129,14 +162,7 @@ def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
     assert set(event.payload["drifted_columns"]) == set(doc["drifted_columns"])
     assert event.payload["report_url"] == doc["url"]
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    links = [a for a in artifacts if a.key == "drift-report-lifecycle-model"]
+    links = _link_artifacts(flow_run_id)
     assert links and doc["url"] in str(links[0].data)
 
 
@@ -196,7 +222,8 @@ def test_build_reports_undrifted_window_stays_under_threshold(
     assert doc["live_metric"] is None and doc["quality_section"] is False
     page = Path(doc["html_path"]).read_text()
     assert "Sampled:" in page and "several versions" in page
-    assert _drift_events(state.state_details.flow_run_id, expect=1, timeout=3) == []
+    # No event may come: watch for one for 3 s, 10x the 0.3 s a drift event took to arrive.
+    assert _drift_events_within(state.state_details.flow_run_id, 3) == []
 
 
 @pytest.mark.parametrize("rows", [0, 3])
