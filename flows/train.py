@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from lifecycle import gate, search, training
+from lifecycle import gate, registry, search, training
 from lifecycle.data import Dataset, load_dataset
 from lifecycle.errors import DataSourceError
 from lifecycle.model import FeatureSpec
@@ -167,6 +167,11 @@ def train_model(
     MLOPS_SEED). Returns the run's summary (version, alias, reason, metrics, search figures).
     """
     settings = get_settings()
+    # Before the clock starts: the first use of a store creates its tables and imports MLflow's
+    # models, seconds on a loaded machine; Prefect's timeout interrupts by injecting an
+    # exception into the thread, and one landing inside that import leaves MLflow half
+    # initialised ("Table 'experiments' is already defined"), a Failed run instead of TimedOut.
+    registry.configure(settings)
     attempt = train_pipeline.with_options(
         retries=settings.train_retries,
         retry_delay_seconds=settings.train_retry_delay_seconds,

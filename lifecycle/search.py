@@ -12,6 +12,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from hyperopt import STATUS_OK, Trials, fmin, tpe
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
@@ -78,8 +79,6 @@ def labels(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:
 
 
 def dmatrix(spec: FeatureSpec, frame: pd.DataFrame, with_label: bool = True) -> Any:
-    import xgboost as xgb
-
     return xgb.DMatrix(
         spec.encode_frame(frame),
         label=labels(spec, frame) if with_label else None,
@@ -142,8 +141,6 @@ class _Objective:
         self.results: list[TrialResult] = []
 
     def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        import xgboost as xgb
-
         params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sampled.items()}
         t0 = time.perf_counter()
         booster = xgb.train(

@@ -8,7 +8,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ import pytest
 
 from lifecycle import synthetic
 from lifecycle.settings import Settings
+from lifecycle.waiting import wait_until
 from tests.fixtures.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -97,18 +97,22 @@ def _client(url: str):
     return Session()
 
 
-def _quick_run(url: str, name: str, timeout: float = 240) -> object:
-    """What the UI's Quick run does: a flow run from the deployment, then wait for the worker."""
+def _quick_run(
+    url: str, name: str, timeout: float = 240, job_variables: dict | None = None
+) -> object:
+    """What the UI's Quick run does: a flow run from the deployment, then wait for the worker.
+
+    `job_variables` as a Quick run's "custom run" form gives them (e.g. the run's env)."""
     with _client(url) as client:
         deployment = client.read_deployment_by_name(name)
-        run = client.create_flow_run_from_deployment(deployment.id)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = client.read_flow_run(run.id)
-            if run.state is not None and run.state.is_final():
-                return run
-            time.sleep(1)
-    raise AssertionError(f"{name} run {run.id} not final after {timeout}s: {run.state}")
+        run = client.create_flow_run_from_deployment(deployment.id, job_variables=job_variables)
+        return wait_until(
+            lambda: client.read_flow_run(run.id),
+            f"{name} run {run.id} final",
+            timeout,
+            interval=1,
+            done=lambda current: current.state is not None and current.state.is_final(),
+        )
 
 
 def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
@@ -178,13 +182,73 @@ def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> Non
             DeploymentFilterName,
         )
 
-        deadline = time.monotonic() + 60
-        runs = []
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(
+        # Automations are evaluated within seconds (DEPENDENCIES.md: 2 s measured); 60 s leaves
+        # room for a loaded 2-core machine.
+        runs = wait_until(
+            lambda: client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["daily"]))
+            ),
+            "drift event starts a second train-model/daily run",
+            60,
+            interval=1,
+            done=lambda found: len(found) >= 2,
+        )
+    assert len(runs) >= 2
+
+
+def _pipeline_runs(url: str, parent: object) -> list:
+    """The `train-pipeline` subflow runs of a `train-model` run."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with _client(url) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
             )
-            if len(runs) >= 2:
-                break
-            time.sleep(1)
-    assert len(runs) >= 2, "drift event did not start a train-model/daily run"
+        )
+
+
+def test_train_timeout_setting_ends_a_deployment_run_timed_out(deployed: dict) -> None:
+    # 400 trials take minutes; MLOPS_TRAIN_TIMEOUT_SECONDS=5, read at run time by the worker's
+    # flow run, must stop the search and end the deployment's run TimedOut.
+    env = {"MLOPS_TRAIN_TIMEOUT_SECONDS": "5", "MLOPS_TRIALS": "400", "MLOPS_TRAIN_RETRIES": "0"}
+    run = _quick_run(deployed["url"], "train-model/daily", timeout=300, job_variables={"env": env})
+    assert run.state.type.value == "FAILED" and run.state.name == "TimedOut", run.state
+    [pipeline] = _pipeline_runs(deployed["url"], run)
+    assert pipeline.state.name == "TimedOut", pipeline.state
+    took = (pipeline.end_time - pipeline.start_time).total_seconds()
+    trials = _trial_runs_since(deployed, pipeline.start_time)
+    # Stopped by the timeout, not by finishing: far fewer than 400 trials logged, within 5 s
+    # plus the time to unwind and report states (seconds; 60 on a loaded 2-core machine).
+    assert trials < 400 and 5 <= took < 60, (trials, took)
+
+
+def _trial_runs_since(deployed: dict, start: datetime) -> int:
+    from lifecycle import registry
+
+    settings = Settings(MLOPS_HOME=str(deployed["home"]))
+    client = registry.client(settings)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.start_time >= {int(start.timestamp() * 1000)}",
+        max_results=1000,
+    )
+    return sum(1 for run in runs if "trial" in run.data.tags)
+
+
+def test_train_retries_setting_gives_that_many_retries_of_a_deployment_run(
+    deployed: dict,
+) -> None:
+    # A missing file fails at once (not worth a task retry); MLOPS_TRAIN_RETRIES=2 must rerun
+    # the whole pipeline twice more: three runs of the same subflow run.
+    env = {
+        "MLOPS_TRAIN_RETRIES": "2",
+        "MLOPS_TRAIN_RETRY_DELAY_SECONDS": "0",
+        "MLOPS_DATA_SOURCE": str(deployed["home"] / "missing.csv"),
+    }
+    run = _quick_run(deployed["url"], "train-model/daily", job_variables={"env": env})
+    assert run.state.is_failed(), run.state
+    [pipeline] = _pipeline_runs(deployed["url"], run)
+    assert pipeline.run_count == 3, pipeline
+    assert pipeline.state.is_failed() and "missing.csv" in (pipeline.state.message or "")
