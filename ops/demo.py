@@ -17,12 +17,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from lifecycle import registry
 from lifecycle.settings import Settings, get_settings
 from ops.local_servers import free_port, wait_http, wait_port
+from ops.simulation import DriftSchedule, simulate
 
 MLOPS = str(Path(sys.executable).parent / "mlops")
 DEMO_ROWS = 6_000
@@ -92,6 +96,20 @@ def run_demo(trials: int = 10, keep: bool = False) -> int:
         return 1
 
 
+@dataclass
+class Demo:
+    """What every step of one demo run needs."""
+
+    settings: Settings
+    env: dict[str, str]
+    logs: Path
+    trials: int
+    api: str
+
+    def mlops(self, *args: str, log: str) -> str:
+        return run_step([MLOPS, *args], self.env, self.logs / log)
+
+
 def _loop(
     settings: Settings,
     env: dict[str, str],
@@ -101,99 +119,102 @@ def _loop(
     api_port: int,
     started: float,
 ) -> int:
-    from lifecycle import registry
-    from ops.simulation import DriftSchedule, simulate
-
-    api = f"http://127.0.0.1:{api_port}"
+    demo = Demo(settings, env, logs, trials, f"http://127.0.0.1:{api_port}")
     say(f"1/6 train v1: {trials} trials of hyperopt TPE over XGBoost (synthetic churn)")
-    print(run_step([MLOPS, "train", "--trials", str(trials)], env, logs / "train-v1.log").strip())
-
+    print(demo.mlops("train", "--trials", str(trials), log="train-v1.log").strip())
     with (
         background([MLOPS, "mongo", "--port", str(mongo_port)], env, logs / "mongo.log"),
         background([MLOPS, "serve", "--port", str(api_port)], env, logs / "api.log") as api_proc,
     ):
         wait_port(mongo_port, 30)
-        say(f"2/6 serve champion on {api}")
-        wait_http(f"{api}/ready", 90, api_proc)
-        print(httpx.get(f"{api}/model", timeout=5).text)
+        say(f"2/6 serve champion on {demo.api}")
+        wait_http(f"{demo.api}/ready", 90, api_proc)
+        print(httpx.get(f"{demo.api}/model", timeout=5).text)
 
         say("3/6 clean traffic: 40 requests/s for 15 s, ground truth for half of them after 3 s")
         clean = asyncio.run(
-            simulate(api, rate=40, duration=15, feedback_share=0.5, feedback_delay=3, seed=10)
+            simulate(demo.api, rate=40, duration=15, feedback_share=0.5, feedback_delay=3, seed=10)
         )
         _print_stats("clean", clean)
 
         say("4/6 drifted traffic while v2 trains; the API switches when champion moves")
-        v1 = registry.version_by_alias(registry.CHAMPION, settings)
-        trainer = subprocess.Popen(
-            [
-                MLOPS,
-                "train",
-                "--trials",
-                str(trials),
-                "--seed",
-                "2",
-                "--data",
-                f"synthetic:churn?rows={DEMO_ROWS}&seed=2",
-            ],
-            env=env,
-            stdout=(logs / "train-v2.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        drifted = []
-        promoted_at: float | None = None
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            drifted.append(
-                asyncio.run(
-                    simulate(
-                        api,
-                        rate=40,
-                        duration=5,
-                        drift=DriftSchedule.parse("1.0"),
-                        feedback_share=0.5,
-                        feedback_delay=3,
-                        seed=100 + len(drifted),
-                    )
-                )
-            )
-            if promoted_at is None and trainer.poll() is not None:
-                if trainer.returncode != 0:
-                    raise RuntimeError(f"training v2 failed (see {logs / 'train-v2.log'})")
-                promoted_at = time.monotonic()
-                print((logs / "train-v2.log").read_text().strip().splitlines()[-4])
-                champion = registry.version_by_alias(registry.CHAMPION, settings)
-                if champion is not None and v1 is not None and champion.version == v1.version:
-                    # The gate kept v2 as challenger (it was not better): promote it by hand, as
-                    # an operator would with `mlops promote`, to show the hot swap.
-                    v2 = registry.aliases(settings).get("challenger")
-                    print(f"gate kept v{v2} as challenger; promoting it by hand (mlops promote)")
-                    registry.promote(v2, settings)
-            versions = {v for s in drifted for v in s.version_order}
-            if promoted_at is not None and len(versions) > 1 and len(drifted) >= 3:
-                break
-        for i, stats in enumerate(drifted):
-            _print_stats(f"drifted {i + 1}", stats)
+        drifted = _drift_while_retraining(demo)
         order = [v for s in [clean, *drifted] for v in s.version_order]
         switch = " -> ".join(f"v{v}" for i, v in enumerate(order) if i == 0 or order[i - 1] != v)
         print(f"versions seen by clients, in order: {switch}")
 
         say("5/6 build the Evidently report over the last hour (drift + live accuracy)")
-        print(run_step([MLOPS, "report", "--window", "1h"], env, logs / "report.log").strip())
+        report = demo.mlops("report", "--window", "1h", log="report.log")
+        # Its URL is on the reports server (:8088), which this finite demo does not leave
+        # running: show the files, and how to serve them, instead.
+        print("\n".join(line for line in report.splitlines() if not line.startswith("report:")))
 
         say("6/6 summary")
-        print(run_step([MLOPS, "status"], env, logs / "status.log").rstrip())
-    total = time.monotonic() - started
+        print(demo.mlops("status", log="status.log").rstrip())
     index = settings.reports_dir / "index.html"
+    _where_to_look(demo, time.monotonic() - started, index, switch)
+    return 0 if len(set(order)) > 1 and index.exists() else 1
+
+
+def _drift_while_retraining(demo: Demo) -> list[Any]:
+    """Drifted traffic in 5-s rounds while v2 trains, until clients have seen the swap."""
+    v1 = registry.version_by_alias(registry.CHAMPION, demo.settings)
+    source = f"synthetic:churn?rows={DEMO_ROWS}&seed=2"
+    log = demo.logs / "train-v2.log"
+    trainer = subprocess.Popen(
+        [MLOPS, "train", "--trials", str(demo.trials), "--seed", "2", "--data", source],
+        env=demo.env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    drifted: list[Any] = []
+    trained = False
+    deadline = time.monotonic() + 300  # paces rounds of traffic; a bound, not a wait-until
+    while time.monotonic() < deadline:
+        drifted.append(asyncio.run(_drifted_round(demo.api, seed=100 + len(drifted))))
+        if not trained and trainer.poll() is not None:
+            if trainer.returncode != 0:
+                raise RuntimeError(f"training v2 failed (see {log})")
+            trained = True
+            print(log.read_text().strip().splitlines()[-4])
+            _promote_if_gate_kept(demo.settings, v1)
+        versions = {v for s in drifted for v in s.version_order}
+        if trained and len(versions) > 1 and len(drifted) >= 3:
+            break
+    for i, stats in enumerate(drifted):
+        _print_stats(f"drifted {i + 1}", stats)
+    return drifted
+
+
+async def _drifted_round(api: str, seed: int) -> Any:
+    drift = DriftSchedule.parse("1.0")
+    return await simulate(
+        api, rate=40, duration=5, drift=drift, feedback_share=0.5, feedback_delay=3, seed=seed
+    )
+
+
+def _promote_if_gate_kept(settings: Settings, v1: Any) -> None:
+    """The gate may keep v2 as challenger (not better): promote it by hand, as an operator
+    would with `mlops promote`, to show the hot swap."""
+    champion = registry.version_by_alias(registry.CHAMPION, settings)
+    if champion is not None and v1 is not None and champion.version == v1.version:
+        v2 = registry.aliases(settings).get(registry.CHALLENGER)
+        print(f"gate kept v{v2} as challenger; promoting it by hand (mlops promote)")
+        registry.promote(v2, settings)
+
+
+def _where_to_look(demo: Demo, seconds: float, index: Path, switch: str) -> None:
+    settings = demo.settings
     print(
-        f"\nThe loop ran in {total:.0f} s. Where to look:\n"
+        f"\nThe loop ran in {seconds:.0f} s. Where to look:\n"
         f"  reports index   {index}\n"
+        f"  serve reports   MLOPS_HOME={settings.home} .venv/bin/python -m reporting.nginx "
+        f"--port 8088   (then {settings.reports_base_url}/)\n"
         f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri "
         f"{settings.mlflow_tracking_uri}\n"
-        f"  logs            {logs}\n"
+        f"  logs            {demo.logs}\n"
         f"  versions seen   {switch}"
     )
-    return 0 if len(set(order)) > 1 and index.exists() else 1
 
 
 def _print_stats(name: str, stats) -> None:

@@ -111,6 +111,77 @@ class RowSource:
         return rows
 
 
+class _Traffic:
+    """One simulation's client side: predictions out, labels back after their delay."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        feedback_share: float,
+        feedback_delay: float,
+        seed: int,
+        concurrency: int,
+    ) -> None:
+        self.client = client
+        self.feedback_share = feedback_share
+        self.feedback_delay = feedback_delay
+        self.rng = random.Random(seed)
+        self.limit = asyncio.Semaphore(concurrency)
+        self.pending: list[tuple[float, str, Any]] = []  # (due time, prediction id, label), a heap
+        self.stats = SimulationStats()
+
+    async def predict(self, records: list[tuple[dict[str, Any], Any]]) -> None:
+        stats = self.stats
+        async with self.limit:
+            t0 = time.perf_counter()
+            try:
+                response = await self.client.post("/predict", json=[r for r, _ in records])
+            except httpx.HTTPError:
+                stats.failed += 1
+                stats.statuses["error"] += 1
+                return
+            stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            stats.statuses[response.status_code] += 1
+            if response.status_code != 200:
+                stats.failed += 1
+                return
+            body = response.json()
+            stats.ok += 1
+            stats.rows += len(records)
+            stats.observe_version(str(body["model_version"]), len(records))
+            self._label_later(records, body)
+
+    def _label_later(self, records: list[tuple[dict[str, Any], Any]], body: dict) -> None:
+        due = time.monotonic() + self.feedback_delay
+        for (_, label), pid, predicted in zip(
+            records, body["prediction_ids"], body["predictions"], strict=True
+        ):
+            if self.rng.random() < self.feedback_share:
+                heapq.heappush(self.pending, (due, pid, label))
+                self.stats.labelled += 1
+                self.stats.correct += int(predicted == label)
+
+    def labels_due(self) -> bool:
+        return bool(self.pending) and self.pending[0][0] <= time.monotonic()
+
+    async def send_feedback(self, due_before: float) -> None:
+        items = []
+        while self.pending and self.pending[0][0] <= due_before:
+            _, pid, label = heapq.heappop(self.pending)
+            items.append({"prediction_id": pid, "actual": label})
+        for i in range(0, len(items), 500):
+            chunk = items[i : i + 500]
+            try:
+                response = await self.client.post("/feedback", json=chunk)
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                self.stats.feedback_sent += len(chunk)
+            else:
+                self.stats.feedback_failed += len(chunk)
+
+
 async def simulate(
     url: str,
     rate: float = 20.0,
@@ -126,85 +197,34 @@ async def simulate(
 ) -> SimulationStats:
     """Send `rate` requests/s of `batch` rows for `duration` s; returns the stats."""
     drift = drift or DriftSchedule(((0.0, 0.0),))
-    stats = SimulationStats()
     rows = RowSource(seed)
-    rng = random.Random(seed)
-    pending: list[tuple[float, str, Any]] = []  # (due time, prediction id, label), a heap
     headers = {"X-API-Key": api_key} if api_key else {}
-    limit = asyncio.Semaphore(concurrency)
-    base = url.rstrip("/")
     started = time.monotonic()
     total = max(1, round(rate * duration))
-
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as client:
-
-        async def one(records: list[tuple[dict[str, Any], Any]]) -> None:
-            async with limit:
-                t0 = time.perf_counter()
-                try:
-                    response = await client.post("/predict", json=[r for r, _ in records])
-                except httpx.HTTPError:
-                    stats.failed += 1
-                    stats.statuses["error"] += 1
-                    return
-                stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
-                stats.statuses[response.status_code] += 1
-                if response.status_code != 200:
-                    stats.failed += 1
-                    return
-                body = response.json()
-                stats.ok += 1
-                stats.rows += len(records)
-                stats.observe_version(str(body["model_version"]), len(records))
-                due = time.monotonic() + feedback_delay
-                for (_, label), pid, predicted in zip(
-                    records, body["prediction_ids"], body["predictions"], strict=True
-                ):
-                    if rng.random() < feedback_share:
-                        heapq.heappush(pending, (due, pid, label))
-                        stats.labelled += 1
-                        stats.correct += int(predicted == label)
-
-        async def send_feedback(due_before: float) -> None:
-            items = []
-            while pending and pending[0][0] <= due_before:
-                _, pid, label = heapq.heappop(pending)
-                items.append({"prediction_id": pid, "actual": label})
-            for i in range(0, len(items), 500):
-                chunk = items[i : i + 500]
-                try:
-                    response = await client.post("/feedback", json=chunk)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    stats.feedback_sent += len(chunk)
-                else:
-                    stats.feedback_failed += len(chunk)
-
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=30.0) as client:
+        traffic = _Traffic(client, feedback_share, feedback_delay, seed, concurrency)
         tasks: set[asyncio.Task] = set()
         last_tick = 0.0
         for i in range(total):
             # Open-loop pacing: request i leaves at i / rate whatever the answers' latency.
-            target = started + i / rate
-            delay = target - time.monotonic()
+            delay = started + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             elapsed = time.monotonic() - started
-            task = asyncio.create_task(one(rows.take(batch, drift.at(elapsed))))
+            task = asyncio.create_task(traffic.predict(rows.take(batch, drift.at(elapsed))))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            stats.requests += 1
-            if pending and pending[0][0] <= time.monotonic():
-                await send_feedback(time.monotonic())
+            traffic.stats.requests += 1
+            if traffic.labels_due():
+                await traffic.send_feedback(time.monotonic())
             if on_tick is not None and elapsed - last_tick >= 1.0:
                 last_tick = elapsed
-                on_tick(stats, elapsed, drift.at(elapsed))
+                on_tick(traffic.stats, elapsed, drift.at(elapsed))
         if tasks:
             await asyncio.gather(*tasks)
         # Ground truth still "in the post" arrives now: the run is bounded in time.
-        await send_feedback(float("inf"))
-        if on_tick is not None:
-            elapsed = time.monotonic() - started
-            on_tick(stats, elapsed, drift.at(elapsed))
-    return stats
+        await traffic.send_feedback(float("inf"))
+    if on_tick is not None:
+        elapsed = time.monotonic() - started
+        on_tick(traffic.stats, elapsed, drift.at(elapsed))
+    return traffic.stats

@@ -9,6 +9,7 @@ from typing import Any
 
 from lifecycle import journal, registry
 from lifecycle.settings import Settings, get_settings
+from lifecycle.times import utcnow
 
 SPOOL_GLOB = f"{journal.PREFIX}*"  # the serving tier's journal segments
 
@@ -55,10 +56,9 @@ def _registry_part(settings: Settings, status: Status) -> None:
     champion = registry.version_by_alias(registry.CHAMPION, settings)
     if champion is not None:
         status.champion = registry.describe(champion)
-        trained_at = champion.tags.get("trained_at")
-        if trained_at:
-            age = datetime.now(UTC) - datetime.fromisoformat(trained_at)
-            status.champion_age_hours = age.total_seconds() / 3600
+        trained_at = registry.trained_at(champion)
+        if trained_at is not None:
+            status.champion_age_hours = (utcnow().timestamp() - trained_at) / 3600
     client = registry.client(settings)
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
