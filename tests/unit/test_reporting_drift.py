@@ -108,3 +108,13 @@ def test_render_config_fills_placeholders_and_keeps_nginx_variables(tmp_path: Pa
     assert "${" not in text
     with pytest.raises(ValueError, match="reports dir"):
         render_config(tmp_path / "my reports", 18088)
+
+
+def test_nginx_command_help_names_its_options() -> None:
+    from typer.testing import CliRunner
+
+    from reporting.nginx.__main__ import app
+
+    outcome = CliRunner().invoke(app, ["--help"])
+    assert outcome.exit_code == 0, outcome.output
+    assert all(option in outcome.output for option in ("--port", "--host", "--check"))
