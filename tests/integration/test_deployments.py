@@ -133,10 +133,31 @@ def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
     assert "retrain-on-drift automation lifecycle-retrain-on-drift applied" in deployed["applied"]
 
 
+def _drifted_traffic(settings: Settings, rows: int) -> list[dict]:
+    """Drifted traffic logged by "the API": documents of the prediction log's shape."""
+    from lifecycle.registry import load_predictor
+    from lifecycle.store import prediction_document
+
+    version, predictor = load_predictor(None, settings)
+    frame = synthetic.churn_features(rows, seed=77, drift=1.5)
+    labels, _ = predictor.predict_frame(frame)
+    now = datetime.now(UTC)
+    return [
+        prediction_document(
+            str(uuid.uuid4()),
+            now - timedelta(minutes=30) + timedelta(seconds=i),
+            settings.model_name,
+            version,
+            row,
+            label,
+        )
+        for i, (row, label) in enumerate(zip(frame.to_dict("records"), labels, strict=True))
+    ]
+
+
 def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> None:
     from lifecycle import registry
-    from lifecycle.registry import load_predictor
-    from lifecycle.store import PredictionStore, prediction_document
+    from lifecycle.store import PredictionStore
 
     run = _quick_run(deployed["url"], "train-model/daily")
     assert run.state.is_completed(), run.state
@@ -148,24 +169,8 @@ def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> Non
     champion = registry.version_by_alias("champion", settings)
     assert champion is not None
 
-    # Drifted traffic logged by "the API": documents of the prediction log's shape.
-    version, predictor = load_predictor(None, settings)
-    frame = synthetic.churn_features(400, seed=77, drift=1.5)
-    labels, _ = predictor.predict_frame(frame)
-    now = datetime.now(UTC)
-    docs = [
-        prediction_document(
-            str(uuid.uuid4()),
-            now - timedelta(minutes=30) + timedelta(seconds=i),
-            settings.model_name,
-            version,
-            row,
-            label,
-        )
-        for i, (row, label) in enumerate(zip(frame.to_dict("records"), labels, strict=True))
-    ]
     store = PredictionStore(settings.mongo_uri, settings.mongo_db)
-    store.insert_predictions(docs)
+    store.insert_predictions(_drifted_traffic(settings, rows=400))
 
     report_run = _quick_run(deployed["url"], "build-reports/every-3h")
     assert report_run.state.is_completed(), report_run.state

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lifecycle.registry import CHALLENGER, CHAMPION, decide
+from lifecycle.gate import decide
+from lifecycle.registry import CHALLENGER, CHAMPION
 from lifecycle.settings import Settings
 
 
