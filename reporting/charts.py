@@ -21,9 +21,9 @@ DPI = 72
 COLOR = "#2563eb"
 ALERT = "#dc2626"
 INK, MUTED, GRID, AXIS = "#111827", "#374151", "#e5e7eb", "#9ca3af"
-MAX_VALUE_LABELS = 16  # above this many bars, values go only into the hover titles
+MAX_VALUE_LABELS = 16  # up to this many bars, each shows its value and has a hover title
 MAX_AXIS_LABELS = 10
-MAX_MARKERS = 200
+MAX_MARKERS = 200  # a dot per point of a time chart up to this many points
 LEFT, RIGHT = 0.1, 0.97  # the axes' edges, as fractions of the width
 CHAR_WIDTH, LABEL_GAP = 6.5, 14  # px: a digit of the 10 px tick font, and room between labels
 
@@ -154,8 +154,9 @@ def _labelled_bars(ax: Any, values: Sequence[float], lo: float, prefix: str) -> 
 
 
 def _plain_bars(ax: Any, values: Sequence[float], lo: float) -> None:
-    """Many bars as one collection: a patch per bar costs ~2 ms of CPU each (a year of days
-    took 0.8 s against 0.2 s so), and bars a few pixels wide take no labels or hovering."""
+    """Many bars as one collection: a patch per bar costs ~2 ms of CPU (366 daily bars: 0.8 s
+    as patches, 0.2 s as one collection, on 2 busy cores), and bars a few pixels wide are read
+    off the axis, not labelled or hovered."""
     from matplotlib.collections import PolyCollection
 
     boxes = [
