@@ -1,10 +1,11 @@
 """The prediction journal: append-only JSON-lines segment files under MLOPS_HOME/spool.
 
 Every accepted prediction is written here first (by the API's writer thread) and shipped to
-MongoDB from here (by the shipper process, `serving.shipper`). One line is one request: its
-prediction ids, time, model, validated records, predictions and probabilities (`encode_entry`);
-the shipper expands it into `predictions` documents (`read_segment`), so the API never builds a
-document per row. A segment is named for the API process that wrote it:
+MongoDB from here (by the shipper process, `serving.shipper`). One line is one request, a
+`JournalEntry`: its prediction ids, time, model, validated records, predictions and
+probabilities (`encode_entry`); the shipper expands it into `predictions` documents
+(`read_segment`), so the API never builds a document per row. A segment is named for the API
+process that wrote it:
 
     predictions-<pid>-<seq>.open    still being appended to by process <pid>
     predictions-<pid>-<seq>.jsonl   sealed: complete, ready to ship, deleted once in MongoDB
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
+from lifecycle.documents import PredictionDocument
 from lifecycle.store import prediction_document
 
 log = logging.getLogger(__name__)
@@ -35,44 +37,59 @@ PREFIX = "predictions-"
 OPEN = ".open"
 SEALED = ".jsonl"
 CHUNK = 1000  # documents per insert_many when shipping a segment
-ENTRY = "p1"  # tags a request line (the format may change; old lines stay readable)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+class JournalEntry(NamedTuple):
+    """One accepted request, as the prediction routes hand it to the logger and as one journal
+    line holds it (a JSON array of these fields, in this order)."""
+
+    ids: list[str]  # one prediction id per row
+    ts: float  # Unix time
+    model_name: str
+    model_version: str
+    # The validated records; on the way in also the request body itself when it is exactly the
+    # records as JSON (a record or a list); read back, a one-record body is that record (dict).
+    records: list[Any] | dict[str, Any] | bytes
+    predictions: list[Any]
+    class_keys: Sequence[str]  # str(class) per probability column; empty for regression
+    # (rows, classes): a numpy array on the way in, nested lists read back; None for regression
+    probabilities: Any
+    latency_ms: float
+    request_id: str
+    endpoint: str
 
 
 def segment_name(pid: int, seq: int | str, suffix: str) -> str:
     return f"{PREFIX}{pid}-{seq}{suffix}"
 
 
-def encode_entry(
-    ids: list[str],
-    ts: float,
-    model_name: str,
-    model_version: str,
-    records: list[Any] | bytes,
-    predictions: list[Any],
-    class_keys: tuple[str, ...],
-    probabilities: np.ndarray | None,
-    latency_ms: float,
-    request_id: str,
-    endpoint: str,
-) -> bytes:
+def encode_entry(entry: JournalEntry) -> bytes:
     """One request's predictions as one journal line.
 
-    `ts` is Unix time; `probabilities` the model's (rows, classes) array, serialized as is.
-    `records` may also be the request body itself (valid JSON: a record or a list of them),
-    which goes in verbatim; a newline in JSON is always whitespace, so it becomes a space.
+    A request body given as `records` goes in verbatim (valid JSON); a newline in JSON is always
+    whitespace, so it becomes a space and the line stays one line.
     """
-    if isinstance(records, bytes):
-        records = orjson.Fragment(records.replace(b"\n", b" "))
-    entry = [ENTRY, ids, ts, model_name, model_version, records, predictions, class_keys]
-    entry += [probabilities, latency_ms, request_id, endpoint]
+    fields = list(entry)  # orjson serializes a plain list, not a NamedTuple
+    if isinstance(entry.records, bytes):
+        fields[JournalEntry._fields.index("records")] = orjson.Fragment(
+            entry.records.replace(b"\n", b" ")
+        )
     try:
-        return orjson.dumps(entry, default=_jsonable, option=_OPTIONS)
+        return orjson.dumps(fields, default=_jsonable, option=_OPTIONS)
     except TypeError:
         # A value JSON cannot hold as it is (an integer beyond 64 bits; the validator refuses
         # those today): an accepted prediction is never dropped with its batch over one
         # value, which is kept as text instead.
-        return orjson.dumps(_plain(entry), default=_jsonable, option=_OPTIONS)
+        return orjson.dumps(_plain(fields), default=_jsonable, option=_OPTIONS)
+
+
+def decode_line(line: bytes) -> JournalEntry | None:
+    """A journal line back into its entry; None for a torn line (a crash mid-write)."""
+    try:
+        return JournalEntry(*orjson.loads(line))
+    except (orjson.JSONDecodeError, TypeError):
+        return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -94,79 +111,69 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def expand_entry(entry: list[Any]) -> list[dict[str, Any]]:
-    """A journal line back into `predictions` documents, one per row."""
-    _, ids, ts, name, version, records, preds, keys, probs, latency, request_id, endpoint = entry
-    when = datetime.fromtimestamp(ts, UTC)
+def expand_entry(entry: JournalEntry) -> list[PredictionDocument]:
+    """A journal entry (as read back) into `predictions` documents, one per row."""
+    when = datetime.fromtimestamp(entry.ts, UTC)
+    records = entry.records
     if isinstance(records, dict):  # a one-record request body, kept as it came
         records = [records]
+    probabilities = entry.probabilities
     return [
         prediction_document(
-            ids[i],
+            prediction_id,
             when,
-            name,
-            version,
+            entry.model_name,
+            entry.model_version,
             records[i],
-            preds[i],
-            dict(zip(keys, probs[i], strict=True)) if probs is not None else None,
-            latency,
-            request_id,
-            endpoint,
+            entry.predictions[i],
+            (
+                dict(zip(entry.class_keys, probabilities[i], strict=True))
+                if probabilities is not None
+                else None
+            ),
+            entry.latency_ms,
+            entry.request_id,
+            entry.endpoint,
         )
-        for i in range(len(ids))
+        for i, prediction_id in enumerate(entry.ids)
     ]
 
 
-def read_segment(path: Path, chunk: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    """Documents of a segment in chunks; a torn last line (crash mid-write) is skipped."""
-    batch: list[dict[str, Any]] = []
+def read_entries(path: Path) -> Iterator[JournalEntry]:
+    """The entries of a segment, in order; a torn last line (crash mid-write) is skipped."""
     with open(path, "rb") as fh:
         for line in fh:
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError:
+            entry = decode_line(line)
+            if entry is None:
                 log.warning("skipping a torn line in %s", path.name)
                 continue
-            if isinstance(item, dict):  # a whole document, as earlier releases spooled them
-                item["ts"] = datetime.fromisoformat(item["ts"])
-                batch.append(item)
-            else:
-                batch.extend(expand_entry(item))
-            if len(batch) >= chunk:
-                yield batch
-                batch = []
+            yield entry
+
+
+def read_segment(path: Path, chunk: int = CHUNK) -> Iterator[list[PredictionDocument]]:
+    """Documents of a segment in chunks of about `chunk`."""
+    batch: list[PredictionDocument] = []
+    for entry in read_entries(path):
+        batch.extend(expand_entry(entry))
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
     if batch:
         yield batch
 
 
 def count_documents(path: Path) -> int:
-    """Rows in a segment, from each line's ids alone (no documents are built)."""
-    count = 0
+    """Rows in a segment, from each entry's ids alone (no documents are built).
+
+    Quiet about a torn last line: `mlops status` counts segments while they are written."""
     with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                item = orjson.loads(line)
-            except orjson.JSONDecodeError:  # a torn last line, skipped as read_segment does
-                continue
-            count += 1 if isinstance(item, dict) else len(item[1])
-    return count
+        return sum(len(entry.ids) for entry in map(decode_line, fh) if entry is not None)
 
 
 def owner_pid(path: Path) -> int | None:
-    """The process that owns a segment, from its name.
-
-    Also reads the names of earlier releases' spool files (`predictions-<pid>.jsonl` and
-    `predictions-<pid>.jsonl.<ns>.replay-<pid2>`, where the last pid owns it), so a spool left
-    by an older version is still replayed after an upgrade.
-    """
-    name = path.name
-    tail = name.rsplit("replay-", 1)[1] if "replay-" in name else name[len(PREFIX) :]
-    digits = ""
-    for char in tail:
-        if not char.isdigit():
-            break
-        digits += char
-    return int(digits) if digits else None
+    """The process that owns a segment, from its name (`predictions-<pid>-...`)."""
+    pid, _, _ = path.name.removeprefix(PREFIX).partition("-")
+    return int(pid) if path.name.startswith(PREFIX) and pid.isdigit() else None
 
 
 def alive(pid: int) -> bool:

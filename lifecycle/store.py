@@ -15,7 +15,7 @@ and in tests the server is nx-27017 (`mlops mongo`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from lifecycle.documents import FeedbackDocument, PredictionDocument
 from lifecycle.times import utcnow
 
 PREDICTIONS = "predictions"
@@ -35,26 +36,26 @@ def prediction_document(
     ts: datetime,
     model_name: str,
     model_version: str,
-    features: Mapping[str, Any],
+    features: dict[str, Any],
     prediction: Any,
-    probabilities: Mapping[str, float] | None = None,
+    probabilities: dict[str, float] | None = None,
     latency_ms: float | None = None,
     request_id: str | None = None,
     endpoint: str = "/predict",
-) -> dict[str, Any]:
+) -> PredictionDocument:
     """One `predictions` document, in the shape every reader of the log expects."""
-    return {
-        "_id": prediction_id,
-        "ts": ts,
-        "model_name": model_name,
-        "model_version": model_version,
-        "features": features,
-        "prediction": prediction,
-        "probabilities": probabilities,
-        "latency_ms": latency_ms,
-        "request_id": request_id,
-        "endpoint": endpoint,
-    }
+    return PredictionDocument(
+        _id=prediction_id,
+        ts=ts,
+        model_name=model_name,
+        model_version=model_version,
+        features=features,
+        prediction=prediction,
+        probabilities=probabilities,
+        latency_ms=latency_ms,
+        request_id=request_id,
+        endpoint=endpoint,
+    )
 
 
 class PredictionStore:
@@ -92,20 +93,13 @@ class PredictionStore:
     def close(self) -> None:
         self.client.close()
 
-    def ping(self) -> bool:
-        try:
-            self.client.admin.command("ping")
-        except Exception:  # any failure means "not reachable now"; callers decide what to do
-            return False
-        return True
-
     def ensure_indexes(self) -> None:
         self.predictions.create_index([("ts", ASCENDING)])
         self.predictions.create_index([("model_version", ASCENDING), ("ts", ASCENDING)])
         self.reports.create_index([("model_name", ASCENDING), ("window_end", DESCENDING)])
 
     # -- predictions ----------------------------------------------------------------------------
-    def insert_predictions(self, documents: list[Mapping[str, Any]]) -> int:
+    def insert_predictions(self, documents: Sequence[PredictionDocument]) -> int:
         """Insert a batch; ids already present are skipped, so a replay is idempotent.
 
         Returns how many documents are new. Raises pymongo errors other than duplicates.
@@ -149,13 +143,17 @@ class PredictionStore:
         if not labels:
             return 0
         ts = ts or utcnow()
+        documents = [
+            FeedbackDocument(_id=pid, actual=actual, ts=ts) for pid, actual in labels.items()
+        ]
         ops = [
+            # The first label's time stays: a repeated label changes nothing.
             UpdateOne(
-                {"_id": pid},
-                {"$set": {"actual": actual}, "$setOnInsert": {"ts": ts}},
+                {"_id": doc["_id"]},
+                {"$set": {"actual": doc["actual"]}, "$setOnInsert": {"ts": doc["ts"]}},
                 upsert=True,
             )
-            for pid, actual in labels.items()
+            for doc in documents
         ]
         result = self.feedback.bulk_write(ops, ordered=False)
         return result.upserted_count + result.modified_count
@@ -165,7 +163,10 @@ class PredictionStore:
         ids = list(ids)
         out: dict[str, Any] = {}
         for i in range(0, len(ids), batch):
-            for doc in self.feedback.find({"_id": {"$in": ids[i : i + batch]}}):
+            documents: Iterable[FeedbackDocument] = self.feedback.find(
+                {"_id": {"$in": ids[i : i + batch]}}
+            )
+            for doc in documents:
                 out[doc["_id"]] = doc["actual"]
         return out
 

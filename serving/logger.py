@@ -2,9 +2,9 @@
 
 Three stages, each cheap for the one before it:
 
-1. A request appends one tuple (its ids, time, model, records, predictions, probabilities,
-   latency, request id, endpoint) to an in-memory deque: no document per row, no encoding, no
-   lock, no wake-up; it never blocks.
+1. A request appends one `lifecycle.journal.JournalEntry` (its ids, time, model, records,
+   predictions, probabilities, latency, request id, endpoint) to an in-memory deque: no
+   document per row, no encoding, no lock, no wake-up; it never blocks.
 2. A writer thread drains the deque every `flush_seconds`, encodes each request as one journal
    line (`lifecycle.journal.encode_entry`) and appends them to the journal: a JSON-lines
    segment under MLOPS_HOME/spool. It seals the segment (renames it complete) whenever the
@@ -14,7 +14,7 @@ Three stages, each cheap for the one before it:
    unreachable the segments wait on disk and are retried; replays are idempotent because each
    document's `_id` is its prediction id.
 
-The API process thus pays one tuple per request, and one orjson call per request plus one file
+The API process thus pays one entry per request, and one orjson call per request plus one file
 write per flush in a tight loop off the request path (measured: the same encoding costs several
 times more per call when interleaved with request handling than in a batch); building
 documents, BSON encoding and the database round trips happen in another process, outside the
@@ -38,6 +38,8 @@ from typing import IO, Any
 import orjson
 
 from lifecycle import journal
+from lifecycle.journal import JournalEntry
+from lifecycle.waiting import WaitTimeout, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class PredictionLogger:
         # (futex + GIL hand-offs); the writer drains on its own clock instead. Beyond
         # `max_queue` requests (the disk slower than the API) requests write their line to the
         # journal themselves, so memory stays bounded.
-        self._buffer: deque[tuple[Any, ...]] = deque()
+        self._buffer: deque[JournalEntry] = deque()
         self._unwritten: set[str] = set()  # ids journaled, not yet confirmed in MongoDB
         self._lock = threading.Lock()  # guards the open segment, segment table and id set
         self._pid = os.getpid()
@@ -91,10 +93,9 @@ class PredictionLogger:
         self._stopping = threading.Event()
 
     # -- request side ---------------------------------------------------------------------------
-    def log(self, entry: tuple[Any, ...]) -> None:
-        """Accept one request: the arguments of `journal.encode_entry`, ids first.
-
-        Never blocks on MongoDB; the caller must not change the entry's objects afterwards.
+    def log(self, entry: JournalEntry) -> None:
+        """Accept one request's entry. Never blocks on MongoDB; the caller must not change the
+        entry's objects afterwards.
         """
         if len(self._buffer) >= self.max_queue:  # overload: to disk, neither dropped nor hoarded
             with self._lock:
@@ -109,13 +110,13 @@ class PredictionLogger:
             found = ids & self._unwritten
             rest = ids - found
             for entry in list(self._buffer) if rest else ():
-                found.update(rest.intersection(entry[0]))
+                found.update(rest.intersection(entry.ids))
         return found
 
     @property
     def queued(self) -> int:
         """Documents on their way to MongoDB: in memory, or in the journal while it is up."""
-        in_memory = sum([len(entry[0]) for entry in list(self._buffer)])  # rows, not requests
+        in_memory = sum([len(entry.ids) for entry in list(self._buffer)])  # rows, not requests
         return in_memory + (self._backlog() if self._mongo_up else 0)
 
     @property
@@ -148,11 +149,20 @@ class PredictionLogger:
             return
         if shipper.stdin is not None:
             shipper.stdin.close()  # end of file: the shipper makes its final round and exits
-        deadline = time.monotonic() + self.shutdown_seconds + 5
-        while shipper.poll() is None and time.monotonic() < deadline:
+
+        def exit_code() -> int | None:
             self._read_messages(shipper)  # keeps its pipe from filling up while it finishes
-            time.sleep(0.02)
-        if shipper.poll() is None:
+            return shipper.poll()
+
+        try:
+            wait_until(
+                exit_code,
+                "the prediction shipper to finish its final round",
+                self.shutdown_seconds + 5,
+                interval=0.02,
+                done=lambda code: code is not None,
+            )
+        except WaitTimeout:
             log.warning("prediction shipper still busy at shutdown; the journal keeps the rest")
             shipper.kill()
             shipper.wait()
@@ -196,10 +206,10 @@ class PredictionLogger:
                 self._seal()
         self._notify()
 
-    def _journal(self, entries: list[tuple[Any, ...]]) -> None:
+    def _journal(self, entries: list[JournalEntry]) -> None:
         encode = journal.encode_entry
-        data = b"".join([encode(*entry) for entry in entries])
-        rows = sum([len(entry[0]) for entry in entries])
+        data = b"".join([encode(entry) for entry in entries])
+        rows = sum([len(entry.ids) for entry in entries])
         with self._lock:
             if self._open is None:
                 self._seq += 1
@@ -212,10 +222,10 @@ class PredictionLogger:
             self._open_count += rows
             self._open_bytes += len(data)
 
-    def _track(self, entries: list[tuple[Any, ...]]) -> None:
+    def _track(self, entries: list[JournalEntry]) -> None:
         """Remember the entries' ids until the shipper confirms them (call with the lock held)."""
         for entry in entries:
-            self._unwritten.update(entry[0])
+            self._unwritten.update(entry.ids)
 
     def _seal(self) -> None:
         """Close the open segment and hand it to the shipper (call with the lock held)."""

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from lifecycle.errors import InputValidationError, ModelNotReadyError
+from lifecycle.journal import JournalEntry
 from serving.deps import check_key
 from serving.errors import ApiError, from_validation, render
 from serving.holder import LoadedModel
@@ -189,20 +190,20 @@ async def predict_records(
     ids = [str(uuid.uuid4()) for _ in range(n)]
     state.metrics.count_predictions(model.version, labels if model.is_classifier else None, n)
     if state.logger is not None:
-        # One tuple; the logger's writer encodes it (`journal.encode_entry`) off the request.
+        # One entry; the logger's writer encodes it (`journal.encode_entry`) off the request.
         state.logger.log(
-            (
-                ids,
-                time.time(),
-                model.name,
-                model.version,
-                records if raw is None else raw,
-                labels,
-                model.class_keys,
-                proba,
-                (time.perf_counter() - t0) * 1000.0,
-                call.headers.get("x-request-id") or ids[0],
-                endpoint,
+            JournalEntry(
+                ids=ids,
+                ts=time.time(),
+                model_name=model.name,
+                model_version=model.version,
+                records=records if raw is None else raw,
+                predictions=labels,
+                class_keys=model.class_keys,
+                probabilities=proba,
+                latency_ms=(time.perf_counter() - t0) * 1000.0,
+                request_id=call.headers.get("x-request-id") or ids[0],
+                endpoint=endpoint,
             )
         )
     return model, labels, proba, ids

@@ -15,29 +15,28 @@ import orjson
 import pytest
 
 from lifecycle import journal
+from lifecycle.journal import JournalEntry
 from serving.logger import PredictionLogger
 
 UNREACHABLE = "mongodb://127.0.0.1:9"
 
 
-def _request(rows: int) -> tuple[Any, ...]:
+def _request(rows: int, **changes: Any) -> JournalEntry:
     """One request's log entry, as the prediction routes hand it to the logger."""
-    ids = [str(uuid.uuid4()) for _ in range(rows)]
-    records = [{"x": i, "city": "Oslo"} for i in range(rows)]
-    proba = np.tile(np.array([[0.4, 0.6]], dtype=np.float32), (rows, 1))
-    return (
-        ids,
-        time.time(),
-        "m",
-        "1",
-        records,
-        [1] * rows,
-        ("0", "1"),
-        proba,
-        0.5,
-        "r",
-        "/predict",
+    entry = JournalEntry(
+        ids=[str(uuid.uuid4()) for _ in range(rows)],
+        ts=time.time(),
+        model_name="m",
+        model_version="1",
+        records=[{"x": i, "city": "Oslo"} for i in range(rows)],
+        predictions=[1] * rows,
+        class_keys=("0", "1"),
+        probabilities=np.tile(np.array([[0.4, 0.6]], dtype=np.float32), (rows, 1)),
+        latency_ms=0.5,
+        request_id="r",
+        endpoint="/predict",
     )
+    return entry._replace(**changes)
 
 
 def _read_all(folder: Path) -> list[dict]:
@@ -64,14 +63,14 @@ def test_logger_journals_everything_while_mongo_is_unreachable(tmp_path: Path) -
     requests = [_request(rows) for rows in (1, 1, 3, 10, 10)]
     for entry in requests:
         logger.log(entry)
-    ids = {i for entry in requests for i in entry[0]}
+    ids = {i for entry in requests for i in entry.ids}
     assert logger.pending(ids | {"other"}) == ids  # accepted: feedback may refer to them
     logger.close()
 
     files = list(tmp_path.glob(f"{journal.PREFIX}*"))
     assert files and all(f.name.endswith(journal.SEALED) for f in files), files
     replayed = _read_all(tmp_path)
-    assert [d["_id"] for d in replayed] == [i for entry in requests for i in entry[0]]
+    assert [d["_id"] for d in replayed] == [i for entry in requests for i in entry.ids]
     first = replayed[0]
     assert first["features"] == {"x": 0, "city": "Oslo"} and first["prediction"] == 1
     assert first["probabilities"] == {"0": pytest.approx(0.4), "1": pytest.approx(0.6)}
@@ -89,7 +88,7 @@ def test_logger_overflow_goes_to_the_journal_not_to_memory(tmp_path: Path) -> No
         logger.log(entry)  # the third is over max_queue: written straight to disk
     assert len(logger._buffer) == 2
     assert logger.queued == 16  # rows, not requests: 2 x 4 in memory, 8 in the journal
-    assert [d["_id"] for d in _read_all(tmp_path)] == overflow[0]
+    assert [d["_id"] for d in _read_all(tmp_path)] == overflow.ids
     logger.close()  # never started: the queued requests are journaled too
     assert len(_read_all(tmp_path)) == 16
 
@@ -97,7 +96,7 @@ def test_logger_overflow_goes_to_the_journal_not_to_memory(tmp_path: Path) -> No
 def test_logger_seals_leftovers_of_an_earlier_process_with_its_pid(tmp_path: Path) -> None:
     # In a container the API is often pid 1 on every start: its old open segment is not ours.
     leftover = tmp_path / journal.segment_name(os.getpid(), 1, journal.OPEN)
-    leftover.write_bytes(journal.encode_entry(*_request(4)))
+    leftover.write_bytes(journal.encode_entry(_request(4)))
     logger = PredictionLogger(tmp_path, UNREACHABLE, "unit", retry_seconds=60, shutdown_seconds=5)
     logger.start()
     logger.close()
@@ -108,29 +107,27 @@ def test_logger_seals_leftovers_of_an_earlier_process_with_its_pid(tmp_path: Pat
 
 def test_journal_reader_skips_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / journal.segment_name(123, 1, journal.SEALED)
-    path.write_bytes(journal.encode_entry(*_request(3)) + b'["p1", ["half-writ')
+    path.write_bytes(journal.encode_entry(_request(3)) + b'[["half-writ')
     assert sum(len(c) for c in journal.read_segment(path)) == 3
     assert journal.count_documents(path) == 3
 
 
-def test_journal_reads_the_whole_documents_of_earlier_releases(tmp_path: Path) -> None:
+def test_journal_entry_reads_back_as_it_was_written() -> None:
     entry = _request(2)
-    line = journal.encode_entry(*entry)
-    ids = entry[0]
-    doc = journal.expand_entry(orjson.loads(line))[0]
-    path = tmp_path / "predictions-123.jsonl"
-    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE) + line)
-    assert [d["_id"] for d in _read_all(tmp_path)] == [doc["_id"], *ids]
-    assert _read_all(tmp_path)[0] == doc
+    back = journal.decode_line(journal.encode_entry(entry))
+    assert back is not None
+    # JSON holds lists, not tuples or arrays: apart from that, the same entry comes back.
+    as_written = entry._replace(class_keys=list(entry.class_keys), probabilities=None)
+    assert back._replace(probabilities=None) == as_written
+    assert back.probabilities == [pytest.approx(row) for row in entry.probabilities.tolist()]
+    assert journal.decode_line(b'[["an-id"], 1.0]\n') is None  # not an entry: skipped as torn
 
 
 def test_journal_owner_pid_is_parsed_from_the_file_name() -> None:
     assert journal.owner_pid(Path("predictions-123-1795595441072707671.open")) == 123
     assert journal.owner_pid(Path("predictions-123-adopted-17955954.jsonl")) == 123
-    # names of the spool files of earlier releases
-    assert journal.owner_pid(Path("predictions-123.jsonl")) == 123
-    assert journal.owner_pid(Path("predictions-123.jsonl.1700000000.replay-456")) == 456
     assert journal.owner_pid(Path("predictions-x.jsonl")) is None
+    assert journal.owner_pid(Path("other-123-1.jsonl")) is None
 
 
 def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
@@ -140,22 +137,18 @@ def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
     settings = Settings(MLOPS_HOME=str(tmp_path))
     settings.spool_dir.mkdir(parents=True)
     sealed = settings.spool_dir / journal.segment_name(123, 1, journal.SEALED)
-    sealed.write_bytes(journal.encode_entry(*_request(3)) + journal.encode_entry(*_request(1)))
+    sealed.write_bytes(journal.encode_entry(_request(3)) + journal.encode_entry(_request(1)))
     still_open = settings.spool_dir / journal.segment_name(123, 2, journal.OPEN)
-    still_open.write_bytes(journal.encode_entry(*_request(10)))
+    still_open.write_bytes(journal.encode_entry(_request(10)))
     assert count_spooled(settings) == 14
 
 
 def test_journal_keeps_a_value_json_cannot_hold_as_text() -> None:
     # Defensive: whatever reaches the log is written, even a value orjson cannot encode.
-    ids, ts, name, version, _, preds, keys, proba, latency, rid, endpoint = _request(1)
-    records = [{"x": 2**70, "y": np.float32(0.5), "z": float("nan")}]
-    line = journal.encode_entry(
-        ids, ts, name, version, records, preds, keys, proba, latency, rid, endpoint
-    )
-    (doc,) = journal.expand_entry(orjson.loads(line))
+    entry = _request(1, records=[{"x": 2**70, "y": np.float32(0.5), "z": float("nan")}])
+    (doc,) = journal.expand_entry(journal.decode_line(journal.encode_entry(entry)))
     assert doc["features"] == {"x": str(2**70), "y": 0.5, "z": None}
-    assert doc["_id"] == ids[0]
+    assert doc["_id"] == entry.ids[0]
 
 
 @pytest.mark.parametrize(
@@ -167,12 +160,9 @@ def test_journal_keeps_the_request_body_as_the_records(body: bytes) -> None:
     # /predict hands over the body itself; a newline in it must not split the journal line.
     records = orjson.loads(body)
     records = records if isinstance(records, list) else [records]
-    ids, ts, name, version, _, _, keys, _, latency, rid, endpoint = _request(len(records))
-    proba = np.tile(np.array([[0.4, 0.6]], dtype=np.float32), (len(records), 1))
-    line = journal.encode_entry(
-        ids, ts, name, version, body, [1] * len(records), keys, proba, latency, rid, endpoint
-    )
+    entry = _request(len(records), records=body)
+    line = journal.encode_entry(entry)
     assert line.count(b"\n") == 1 and line.endswith(b"\n")
-    docs = journal.expand_entry(orjson.loads(line))
+    docs = journal.expand_entry(journal.decode_line(line))
     assert [d["features"] for d in docs] == records
-    assert [d["_id"] for d in docs] == ids
+    assert [d["_id"] for d in docs] == entry.ids
