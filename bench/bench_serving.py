@@ -11,11 +11,11 @@ MLflow gets), a 1,000-row batch request's latency, the resident memory (RSS) of 
 and a count of the stored documents against the predicted rows.
 
 Targets: throughput >= 20x mlflow's; our p99 <= 10 ms at 8 connections; logging on >= 90 % of
-off; RSS <= 500 MB. Run: .venv/bin/python bench/bench_serving.py [--duration S --runs N]"""
+off; RSS <= 500 MB. Run: .venv/bin/python bench/bench_serving.py [--duration S --runs N]
+(`--help` for every option)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -26,10 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+import typer
 
+from lifecycle.waiting import WaitTimeout, wait_until
 from ops.local_servers import free_port, nx_command, stop_process, wait_http
 
 BIN = Path(sys.executable).parent
@@ -86,37 +88,40 @@ def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def train_model(home: Path, rows: int, trials: int) -> tuple[Any, str]:
+    """Train and register the churn model through the `train-model` flow (as `mlops train`)."""
+    from flows.train import run_train_flow
     from lifecycle.settings import Settings
-    from lifecycle.training import train
 
-    settings = Settings(MLOPS_HOME=str(home), MLOPS_DATA_SOURCE=f"synthetic:churn?rows={rows}")
-    result = train(settings, trials=trials)
+    source = f"synthetic:churn?rows={rows}"
+    settings = Settings(MLOPS_HOME=str(home), MLOPS_DATA_SOURCE=source)
+    result = run_train_flow(settings, trials=trials, data_source=source)
     return settings, result.version
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--runs", type=int, default=3, help="wrk runs per server (median)")
-    parser.add_argument("--rows", type=int, default=5000, help="training rows")
-    parser.add_argument("--trials", type=int, default=5, help="training trials")
-    parser.add_argument(
-        "--mongo-nice",
-        type=int,
-        default=19,
-        help="nice level of the local MongoDB-wire server (stands in for a database host)",
-    )
-    parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="analysis: servers on CPU 1, wrk and the MongoDB-wire server on CPU 0 (the API's"
-        " prediction-log shipper, its child, stays on the API's CPU)",
-    )
-    args = parser.parse_args()
+def main(
+    duration: Annotated[int, typer.Option(min=1, help="seconds per wrk run")] = 10,
+    runs: Annotated[int, typer.Option(min=1, help="wrk runs per server (median)")] = 3,
+    rows: Annotated[int, typer.Option(min=100, help="training rows")] = 5000,
+    trials: Annotated[int, typer.Option(min=1, help="training trials")] = 5,
+    mongo_nice: Annotated[
+        int,
+        typer.Option(
+            help="nice level of the local MongoDB-wire server (stands in for a database host)"
+        ),
+    ] = 19,
+    pin: Annotated[
+        bool,
+        typer.Option(
+            help="analysis: servers on CPU 1, wrk and the MongoDB-wire server on CPU 0 (the"
+            " API's prediction-log shipper, its child, stays on the API's CPU)"
+        ),
+    ] = False,
+) -> None:
+    """Serving benchmark: our API against `mlflow models serve`, same model, same load."""
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)")
-        return 1
-    if args.pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        raise typer.Exit(1)
+    if pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         SERVER_CPU[:] = ["taskset", "-c", "1"]
         SIDE_CPU[:] = ["taskset", "-c", "0"]
         print("pinning: servers under test on CPU 1; wrk and the MongoDB-wire server on CPU 0")
@@ -126,10 +131,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         home = work / "mlops"
-        settings, version = train_model(home, args.rows, args.trials)
+        settings, version = train_model(home, rows, trials)
         print(
-            f"model {settings.model_name} v{version} trained ({args.rows} rows, "
-            f"{args.trials} trials)",
+            f"model {settings.model_name} v{version} trained ({rows} rows, {trials} trials)",
             flush=True,
         )
         row = churn_features(1, seed=123).to_dict(orient="records")[0]
@@ -159,7 +163,7 @@ def main() -> int:
                     *SIDE_CPU,
                     "nice",
                     "-n",
-                    str(args.mongo_nice),
+                    str(mongo_nice),
                     *nx_command(work / "nx.db", mongo_port),
                 ],
                 stdout=subprocess.DEVNULL,
@@ -195,9 +199,9 @@ def main() -> int:
             wait_http(f"http://127.0.0.1:{port}/ping", 180, peer)
             url = f"http://127.0.0.1:{port}/invocations"
             wrk(url, split_body, 2, work)  # warm-up
-            runs = [wrk(url, split_body, args.duration, work) for _ in range(args.runs)]
-            results["mlflow"] = median_runs(runs)
-            _show("mlflow models serve /invocations", runs)
+            peer_runs = [wrk(url, split_body, duration, work) for _ in range(runs)]
+            results["mlflow"] = median_runs(peer_runs)
+            _show("mlflow models serve /invocations", peer_runs)
             stop_process(peer, timeout=30)
 
             # -- ours, logging on, off, and to the journal only -----------------------------------
@@ -239,12 +243,10 @@ def main() -> int:
                 wrk(f"{base}/predict", record_body, 2, work)  # warm-up
             runs_by_tag: dict[str, list[dict[str, float]]] = {tag: [] for tag in TAGS}
             drains: list[tuple[float, float]] = []
-            for _ in range(args.runs):
+            for _ in range(runs):
                 for tag in TAGS:
                     base = servers[tag][1]
-                    runs_by_tag[tag].append(
-                        wrk(f"{base}/predict", record_body, args.duration, work)
-                    )
+                    runs_by_tag[tag].append(wrk(f"{base}/predict", record_body, duration, work))
                     if tag == "on":
                         # Sustainable, not deferred: how much was still on its way to MongoDB
                         # when the load stopped, and how long the log took to catch up.
@@ -256,15 +258,14 @@ def main() -> int:
             results["log_drain_s"] = statistics.median(d for _, d in drains)
 
             ours, base = servers["on"]
-            runs = [
-                wrk(f"{base}/invocations", split_body, args.duration, work)
-                for _ in range(args.runs)
+            invocation_runs = [
+                wrk(f"{base}/invocations", split_body, duration, work) for _ in range(runs)
             ]
-            results["ours_invocations_log_on"] = median_runs(runs)
-            _show("ours /invocations (prediction log on)", runs)
+            results["ours_invocations_log_on"] = median_runs(invocation_runs)
+            _show("ours /invocations (prediction log on)", invocation_runs)
             results["batch_1000_ms"] = _batch_latency(f"{base}/predict", batch)
             results["rss_mb"] = rss_mb(ours.pid)
-            results["predicted_rows"] = _predicted_rows(f"{base}/metrics")
+            results["predicted_rows"] = _metric_sum(f"{base}/metrics", "mlops_predictions_total")
             for ours, _ in servers.values():
                 stop_process(ours, timeout=120)  # SIGTERM: the prediction log flushes
             results["logged_docs"] = _count_docs(f"mongodb://127.0.0.1:{mongo_port}")
@@ -272,11 +273,10 @@ def main() -> int:
             for proc in procs:
                 stop_process(proc, timeout=30)
 
-    _report(results, args)
+    _report(results, duration, runs)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "serving.json").write_text(json.dumps(results, indent=2))
-    return 0
 
 
 def _batch_latency(url: str, batch: list[dict[str, Any]], repeats: int = 15) -> float:
@@ -296,13 +296,17 @@ def _drain(url: str, timeout: float = 120.0) -> tuple[float, float]:
     names = ("mlops_prediction_log_queue", "mlops_prediction_log_spooled")
     start = time.perf_counter()
     first = _metric_sum(url, *names)
-    while _metric_sum(url, *names) > 0 and time.perf_counter() - start < timeout:
-        time.sleep(0.05)
+    try:
+        wait_until(
+            lambda: _metric_sum(url, *names),
+            "the prediction log to catch up",
+            timeout,
+            interval=0.05,
+            done=lambda backlog: backlog == 0,
+        )
+    except WaitTimeout as exc:  # reported as a long drain, not a failed benchmark
+        print(f"  {exc}", flush=True)
     return first, time.perf_counter() - start
-
-
-def _predicted_rows(url: str) -> float:
-    return _metric_sum(url, "mlops_predictions_total")
 
 
 def _metric_sum(url: str, *names: str) -> float:
@@ -330,13 +334,13 @@ def _show(name: str, runs: list[dict[str, float]]) -> None:
     print(f"  {name}: req/s per run {per_run}", flush=True)
 
 
-def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
+def _report(r: dict[str, Any], duration: int, runs: int) -> None:
     peer, on, off = r["mlflow"], r["ours_predict_log_on"], r["ours_predict_log_off"]
     inv, spool = r["ours_invocations_log_on"], r["ours_predict_log_spool"]
     ratio = on["rps"] / peer["rps"]
     log_share = on["rps"] / off["rps"]
     print(
-        f"serving (one-row requests, wrk -t1 -c8, {args.duration} s, median of {args.runs} runs,"
+        f"serving (one-row requests, wrk -t1 -c8, {duration} s, median of {runs} runs,"
         " 1 worker each):"
     )
     print(f"  {'server':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
@@ -389,4 +393,4 @@ def _report(r: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    typer.run(main)

@@ -21,16 +21,16 @@ deleted only after MongoDB has every document in it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import select
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Annotated
 
 import orjson
+import typer
 from pymongo.errors import PyMongoError
 
 from lifecycle import journal
@@ -150,25 +150,28 @@ class Shipper:
             self.out = -1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    spool_dir: Annotated[
+        Path, typer.Option("--dir", help="the journal (spool) folder of the API process")
+    ],
+    owner: Annotated[int, typer.Option(help="pid of the API process whose segments to ship")],
+    retry_seconds: Annotated[
+        float, typer.Option(min=0.01, help="seconds between tries while MongoDB is unreachable")
+    ] = 1.0,
+) -> None:
+    """Ship prediction journal segments to MongoDB (started by the API's prediction logger)."""
     from lifecycle.settings import get_settings
 
-    parser = argparse.ArgumentParser(description="Ship prediction journal segments to MongoDB.")
-    parser.add_argument("--dir", type=Path, required=True, help="the journal (spool) folder")
-    parser.add_argument("--owner", type=int, required=True, help="pid of the API process")
-    parser.add_argument("--retry-seconds", type=float, default=1.0)
-    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s shipper: %(message)s")
     os.nice(NICENESS)
     settings = get_settings()  # MONGO_URI and MLOPS_MONGO_DB, set by the API for this process
     store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1000)
     try:
-        shipper = Shipper(store, args.dir, args.owner, sys.stdout.fileno(), args.retry_seconds)
+        shipper = Shipper(store, spool_dir, owner, sys.stdout.fileno(), retry_seconds)
         shipper.run(sys.stdin.buffer)
     finally:
         store.close()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    typer.run(main)
