@@ -3,10 +3,22 @@
 `Booster.inplace_predict` spends about half of a one-row prediction in Python (argument
 checks, JSON-encoding the config and the array interface, wrapping the output): ~110 µs against
 ~55 µs for the C call itself, measured on this project's model. `DensePredictor` builds the
-config once and calls `XGBoosterPredictFromDense` directly. It relies on names inside
-`xgboost.core`; when those are missing (another XGBoost version) it falls back to
-`inplace_predict`, and the holder's smoke test compares its output with the pyfunc before a
-model is served either way.
+config once and calls `XGBoosterPredictFromDense` directly.
+
+Works around that per-call overhead of XGBoost 3.2.0 (the version pinned, `xgboost>=3.2,<4`),
+which has no public API for a prepared config. It assumes these internals of 3.2.0, all private
+and free to change in any release:
+- `xgboost.core._LIB` (the loaded libxgboost), `_check_call`, `c_bst_ulong` (uint64) and
+  `make_jcargs` (the JSON config bytes);
+- the C signature `XGBoosterPredictFromDense(handle, array_interface, config, proxy_dmatrix,
+  &out_shape, &out_dim, &out_result)` and the config keys `inplace_predict` passes in 3.2.0
+  (`type`, `training`, `iteration_begin`, `iteration_end`, `missing`, `strict_shape`,
+  `cache_id`);
+- the output buffer being XGBoost's own, thread-local and reused by the next call.
+When a name is missing (another XGBoost layout) it falls back to `inplace_predict`; a changed
+signature or config meaning would give different numbers, which the holder's smoke test (this
+path against the pyfunc on the logged input example) refuses before a model is served, and
+`tests/unit/test_serving_fastpath.py` compares it with `inplace_predict` on every task.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ class DensePredictor:
         self.booster = booster
         self._direct = False
         try:
+            # Private names of XGBoost 3.2.0 (see the module docstring for why and what).
             from xgboost.core import _LIB, _check_call, c_bst_ulong, make_jcargs
 
             self._lib_call = _LIB.XGBoosterPredictFromDense

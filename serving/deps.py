@@ -1,4 +1,10 @@
-"""Route dependencies: the app's parts (holder, logger, store) and the API-key checks."""
+"""Route dependencies as named `Annotated` aliases (as in full-stack-fastapi-template's
+`deps.py`): the app's parts (settings, holder, store, logger, metrics) and the API-key check, so
+each route says what it uses in its signature.
+
+The prediction routes are a plain ASGI layer (`serving.routes.predict`), outside FastAPI's
+dependency solving for speed; they call `check_key` themselves.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from lifecycle.settings import Settings
+from lifecycle.store import PredictionStore
 from serving.errors import ApiError
+from serving.holder import ModelHolder
+from serving.logger import PredictionLogger
+from serving.metrics import ServingMetrics
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -44,9 +54,42 @@ def check_key(settings: Settings, headers: Mapping[str, str], mlflow_format: boo
         raise error
 
 
-async def require_admin(request: Request) -> None:
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with (`create_app(settings)`), not the environment's."""
+    return request.app.state.settings
+
+
+def get_holder(request: Request) -> ModelHolder:
+    return request.app.state.holder
+
+
+def get_store(request: Request) -> PredictionStore:
+    """The MongoDB store, opened in the lifespan."""
+    store = request.app.state.store
+    if store is None:  # only outside the lifespan (an app that was never started)
+        raise ApiError(503, "the prediction store is not open: the app has not started")
+    return store
+
+
+def get_logger(request: Request) -> PredictionLogger | None:
+    """The prediction logger; None when MLOPS_LOG_PREDICTIONS=false."""
+    return request.app.state.logger
+
+
+def get_metrics(request: Request) -> ServingMetrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
+StoreDep = Annotated[PredictionStore, Depends(get_store)]
+LoggerDep = Annotated[PredictionLogger | None, Depends(get_logger)]
+MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
+
+
+async def require_admin(settings: SettingsDep, request: Request) -> None:
     """Admin routes (/reload, /feedback) need the key whenever MLOPS_API_KEY is set."""
-    check_key(request.app.state.settings, request.headers)
+    check_key(settings, request.headers)
 
 
 AdminKey = Annotated[None, Depends(require_admin)]

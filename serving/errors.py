@@ -8,6 +8,7 @@ as they read `mlflow models serve`'s.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -87,10 +88,16 @@ def install_handlers(app: FastAPI) -> None:
         # FastAPI's own body/parameter validation (pydantic routes): name the field first.
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
-        message = f"{field}: {first.get('msg', 'invalid')}"
+        fields = [_field(e.get("loc", ()), exc.body, e.get("type")) for e in errors]
+        # A union body (one item or a list) fails once per member: the error that follows the
+        # input deepest is about the member the client meant.
+        field = max(fields, key=len, default="body")
+        messages = list(
+            dict.fromkeys(
+                e.get("msg", "invalid") for e, f in zip(errors, fields, strict=True) if f == field
+            )
+        )
+        message = f"{field}: {'; or '.join(messages[:4]) or 'invalid'}"
         # Only where and what: the offending input itself may not be encodable.
         summary = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
@@ -101,3 +108,24 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(ModelNotReadyError, not_ready)
     app.add_exception_handler(RequestValidationError, request_validation)
+
+
+def _field(loc: Sequence[Any], body: Any, error_type: str | None) -> str:
+    """The client's name for where a pydantic error is: `actual`, `body[2].prediction_id`.
+
+    pydantic's locations also hold the tags of union members (`Feedback`, `list[Feedback]`,
+    `str`), which are no part of the input: only keys and indexes that exist in the body are
+    kept, and the last name of a `missing` error (the field that is not there).
+    """
+    where, *rest = loc or ("body",)
+    if where != "body":  # query or path parameters: their names
+        return ".".join(str(p) for p in rest) or str(where)
+    path, value = "", body
+    for i, part in enumerate(rest):
+        if isinstance(value, dict) and part in value:
+            path, value = f"{path}.{part}" if path else str(part), value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            path, value = f"{path or 'body'}[{part}]", value[part]
+        elif error_type == "missing" and i == len(rest) - 1 and isinstance(value, dict):
+            path = f"{path}.{part}" if path else str(part)
+    return path or "body"

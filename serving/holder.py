@@ -1,8 +1,9 @@
 """The model holder: which model version is served, and the watcher that swaps it.
 
-`ModelHolder.check()` resolves `models:/NAME@ALIAS`; on a new version it loads it (in a worker
-thread, off the request path), smoke-tests it on its logged input example and swaps it in with
-one reference assignment, so a request sees either the old model or the new one, never a mix.
+`ModelHolder.check()` resolves `models:/NAME@ALIAS` through `lifecycle.registry` (the one door
+to MLflow, with its one error policy); on a new version it loads it (in a worker thread, off the
+request path), smoke-tests it on its logged input example and swaps it in with one reference
+assignment, so a request sees either the old model or the new one, never a mix.
 A version that fails to load or predict is refused (counted, logged) and the old one keeps
 serving; the refusal is remembered so the watcher does not retry the same broken version on
 every poll.
@@ -13,22 +14,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from lifecycle import registry
 from lifecycle.errors import ModelNotReadyError
 from lifecycle.model import Predictor
 from lifecycle.settings import Settings
+from lifecycle.times import utcnow
 from serving.booster import DensePredictor
 from serving.metrics import ServingMetrics
 from serving.validation import RecordValidator
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ class ModelHolder:
         self.metrics = metrics
         self.current: LoadedModel | None = None
         self.reason = "the model is loading"
-        self.last_check: datetime | None = None
+        self.checked_at: datetime | None = None  # when the last check of the alias ended
         self._refused: set[str] = set()
         self._lock = threading.Lock()  # one check at a time (watcher vs. POST /reload)
 
@@ -98,68 +103,72 @@ class ModelHolder:
         return model
 
     # -- registry -------------------------------------------------------------------------------
-    def _client(self) -> Any:
-        from mlflow import MlflowClient
-
-        uri = self.settings.mlflow_tracking_uri
-        return MlflowClient(uri, uri)
-
     def check(self, force: bool = False) -> str:
         """Resolve the alias and swap if it moved. Returns what happened, in one word.
 
         `force` retries a version refused before (POST /reload after fixing the registry).
         """
-        from mlflow.exceptions import MlflowException
-
-        name, alias = self.settings.model_name, self.settings.model_alias
         with self._lock:
-            self.last_check = datetime.now(UTC)
             try:
-                version = self._client().get_model_version_by_alias(name, alias)
-            except MlflowException as exc:
-                if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                    return self._unavailable(f"no model version has alias {name}@{alias} yet")
-                # MLflow's REST client wraps connection failures in MlflowException too
-                return self._unavailable(f"registry unreachable: {_one_line(exc)}")
-            except Exception as exc:  # connection refused, DNS, timeouts: registry unreachable
-                return self._unavailable(f"registry unreachable: {_one_line(exc)}")
-            current = self.current
-            if current is not None and current.version == str(version.version):
-                return "unchanged"
-            if str(version.version) in self._refused and not force:
-                return "refused"
-            try:
-                loaded = self._load(version)
-            except Exception as exc:  # any load/predict failure refuses the version
-                self._refused.add(str(version.version))
-                self.metrics.reloads.labels(result="failure").inc()
-                log.error(
-                    "refused %s version %s: %s (still serving %s)",
-                    name,
-                    version.version,
-                    _one_line(exc),
-                    f"version {current.version}" if current else "nothing",
-                )
-                if current is None:
-                    self.reason = (
-                        f"version {version.version} of {name} failed to load: {_one_line(exc)}"
-                    )
-                return "failed"
-            self._refused.discard(loaded.version)
-            self.current = loaded  # the swap: one reference assignment
-            # Everything loaded so far (mlflow, pandas, the model) lives as long as the process:
-            # keep it out of the cyclic GC, whose full passes otherwise walk ~300k objects
-            # (~70 ms each, measured) while prediction-log documents churn the young generations.
-            gc.freeze()
-            self.metrics.reloads.labels(result="success").inc()
-            self.metrics.set_model(name, loaded.version, alias, loaded.loaded_at.timestamp())
-            log.warning(
-                "serving %s version %s (was %s)",
-                name,
-                loaded.version,
-                current.version if current else "nothing",
-            )
-            return "swapped"
+                return self._check(force)
+            finally:
+                self.checked_at = utcnow()
+
+    def _check(self, force: bool) -> str:
+        name, alias = self.settings.model_name, self.settings.model_alias
+        try:
+            version = registry.version_by_alias(alias, self.settings)
+        except registry.RegistryUnavailableError as exc:
+            return self._unavailable(str(exc))
+        if version is None:
+            return self._unavailable(f"no model version has alias {name}@{alias} yet")
+        current = self.current
+        number = str(version.version)
+        if current is not None and current.version == number:
+            return "unchanged"
+        if number in self._refused and not force:
+            return "refused"
+        try:
+            loaded = self._load(version)
+        except Exception as exc:  # any load/predict failure refuses the version
+            self._refuse(number, exc, current)
+            return "failed"
+        self._swap(loaded, current)
+        return "swapped"
+
+    def _refuse(self, version: str, exc: Exception, current: LoadedModel | None) -> None:
+        """Remember, count and log a version that failed to load; the old one keeps serving."""
+        name = self.settings.model_name
+        self._refused.add(version)
+        self.metrics.reloads.labels(result="failure").inc()
+        log.error(
+            "refused %s version %s: %s (still serving %s)",
+            name,
+            version,
+            _one_line(exc),
+            f"version {current.version}" if current else "nothing",
+        )
+        if current is None:
+            self.reason = f"version {version} of {name} failed to load: {_one_line(exc)}"
+
+    def _swap(self, loaded: LoadedModel, current: LoadedModel | None) -> None:
+        self._refused.discard(loaded.version)
+        self.current = loaded  # the swap: one reference assignment
+        # Everything loaded so far (mlflow, pandas, the model) lives as long as the process:
+        # keep it out of the cyclic GC, whose full passes otherwise walk ~300k objects
+        # (~70 ms each, measured) while prediction-log documents churn the young generations.
+        gc.freeze()
+        self.metrics.reloads.labels(result="success").inc()
+        self.metrics.set_model(
+            loaded.name, loaded.version, loaded.alias, loaded.loaded_at.timestamp()
+        )
+        # INFO: a swap is the watcher doing its job, not something to warn an operator about.
+        log.info(
+            "serving %s version %s (was %s)",
+            loaded.name,
+            loaded.version,
+            current.version if current else "nothing",
+        )
 
     def _unavailable(self, reason: str) -> str:
         if self.current is None:
@@ -168,48 +177,32 @@ class ModelHolder:
             log.warning("%s; still serving version %s", reason, self.current.version)
         return "unavailable"
 
-    def _load(self, version: Any) -> LoadedModel:
+    def _load(self, version: ModelVersion) -> LoadedModel:
         """Download, load, smoke-test: raises on any problem, leaving the holder untouched."""
-        import mlflow
-        import mlflow.artifacts
-        import mlflow.pyfunc
-
-        from lifecycle.registry import describe
-
         t0 = time.perf_counter()
-        from lifecycle import registry
-
-        # Not mlflow.set_tracking_uri directly: it leaks MLFLOW_TRACKING_URI into os.environ.
-        registry.use(self.settings)
-        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                f"models:/{version.name}/{version.version}", dst_path=tmp
-            )
-            pyfunc_model = mlflow.pyfunc.load_model(local)
-            predictor = Predictor.from_pyfunc(pyfunc_model)
-            example_frame = pyfunc_model.metadata.load_input_example(local)
-        validator = RecordValidator(predictor.spec, pyfunc_model.metadata.get_input_schema())
+        found = registry.load_version(version, self.settings)
+        predictor = found.predictor
+        validator = RecordValidator(predictor.spec, found.pyfunc.metadata.get_input_schema())
         example: list[dict[str, Any]] = []
-        if example_frame is not None:
-            example = example_frame.to_dict(orient="records")
-            self._smoke_test(predictor, validator, pyfunc_model, example_frame, example)
-        info = describe(version)
-        spec = predictor.spec
+        if found.input_example is not None:
+            example = found.input_example.to_dict(orient="records")
+            self._smoke_test(predictor, validator, found.pyfunc, found.input_example, example)
+        info = registry.describe(version)
         loaded = LoadedModel(
             name=version.name,
             version=str(version.version),
             alias=self.settings.model_alias,
             predictor=predictor,
             validator=validator,
-            loaded_at=datetime.now(UTC),
-            trained_at=info.get("trained_at"),
-            metrics=info.get("metrics", {}),
-            run_id=info.get("run_id"),
+            loaded_at=utcnow(),
+            trained_at=info["trained_at"],
+            metrics=info["metrics"],
+            run_id=info["run_id"],
             example=example,
-            class_keys=tuple(str(c) for c in spec.classes),
+            class_keys=tuple(str(c) for c in predictor.spec.classes),
             load_seconds=time.perf_counter() - t0,
         )
-        log.info("loaded version %s in %.2fs", loaded.version, time.perf_counter() - t0)
+        log.info("loaded version %s in %.2fs", loaded.version, loaded.load_seconds)
         return loaded
 
     @staticmethod

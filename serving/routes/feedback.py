@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pymongo.errors import PyMongoError
 
-from serving.deps import AdminKey
+from lifecycle.store import PredictionStore
+from serving.deps import AdminKey, HolderDep, LoggerDep, SettingsDep, StoreDep
 from serving.errors import ApiError
+from serving.holder import LoadedModel
+from serving.logger import PredictionLogger
 from serving.schemas import Feedback, FeedbackAnswer
 
 router = APIRouter(tags=["feedback"])
@@ -17,30 +20,31 @@ router = APIRouter(tags=["feedback"])
 
 @router.post("/feedback", response_model=FeedbackAnswer)
 async def feedback(
-    request: Request, body: Feedback | list[Feedback], _: AdminKey
+    body: Feedback | list[Feedback],
+    _: AdminKey,
+    settings: SettingsDep,
+    holder: HolderDep,
+    store: StoreDep,
+    logger: LoggerDep,
 ) -> FeedbackAnswer:
     """Store `actual` for one or many prediction ids; unknown ids 404, repeats change nothing."""
     items = body if isinstance(body, list) else [body]
-    state = request.app.state
     if not items:
         raise ApiError(422, "body: empty list; send at least one {prediction_id, actual}", "body")
-    if len(items) > state.settings.max_batch:
+    if len(items) > settings.max_batch:
         raise ApiError(
-            422,
-            f"body: {len(items)} labels is over the limit of {state.settings.max_batch}",
-            "body",
+            422, f"body: {len(items)} labels is over the limit of {settings.max_batch}", "body"
         )
-    labels = {item.prediction_id: _check_label(request, item) for item in items}
+    labels = {item.prediction_id: _check_label(holder.current, item) for item in items}
     try:
-        stored = await asyncio.to_thread(_store, state, labels)
+        stored = await asyncio.to_thread(_store, store, logger, labels)
     except PyMongoError as exc:
         raise ApiError(503, f"MongoDB is unreachable, retry later ({type(exc).__name__})") from None
     return FeedbackAnswer(received=len(items), stored=stored)
 
 
-def _check_label(request: Request, item: Feedback) -> Any:
+def _check_label(model: LoadedModel | None, item: Feedback) -> Any:
     """For a classifier, `actual` must be one of the model's classes (given as value or text)."""
-    model = request.app.state.holder.current
     if model is None or not model.is_classifier:
         if model is not None and (isinstance(item.actual, (str, bool))):
             raise ApiError(422, f"actual: expected a number; got {item.actual!r}", "actual")
@@ -58,13 +62,13 @@ def _check_label(request: Request, item: Feedback) -> Any:
     )
 
 
-def _store(state: Any, labels: dict[str, Any]) -> int:
+def _store(store: PredictionStore, logger: PredictionLogger | None, labels: dict[str, Any]) -> int:
     ids = set(labels)
-    known = state.store.known_prediction_ids(ids)
+    known = store.known_prediction_ids(ids)
     missing = ids - known
-    if missing and state.logger is not None:
-        missing -= state.logger.pending(missing)  # accepted, still queued or spooled
+    if missing and logger is not None:
+        missing -= logger.pending(missing)  # accepted, still queued or spooled
     if missing:
         shown = sorted(missing)[:5]
         raise ApiError(404, f"prediction_id: unknown prediction id(s) {shown}", "prediction_id")
-    return state.store.upsert_feedback(labels)
+    return store.upsert_feedback(labels)

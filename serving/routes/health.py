@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
+from serving.deps import HolderDep, MetricsDep
 from serving.errors import json_response
 
 router = APIRouter(tags=["operations"])
@@ -17,9 +18,8 @@ async def health() -> Response:
 
 
 @router.get("/ready")
-async def ready(request: Request) -> Response:
+async def ready(holder: HolderDep) -> Response:
     """Readiness: 200 once a model is loaded, 503 with the reason until then."""
-    holder = request.app.state.holder
     model = holder.current
     if model is None:
         return json_response({"ready": False, "reason": holder.reason}, 503)
@@ -27,7 +27,6 @@ async def ready(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
+async def metrics(metrics: MetricsDep) -> Response:
     """Prometheus exposition."""
-    m = request.app.state.metrics
-    return Response(m.exposition(), media_type=m.content_type)
+    return Response(metrics.exposition(), media_type=metrics.content_type)
