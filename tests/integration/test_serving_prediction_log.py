@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lifecycle import journal
 from lifecycle.settings import get_settings
+from lifecycle.waiting import wait_until
 from tests.fixtures.servers import MongoServer, free_port
 from tests.fixtures.serving import api_env, churn_records, metric_value, mongo_collection
 from tests.fixtures.training import train_small
@@ -28,10 +30,14 @@ PREFIX = "mlops_prediction_log_"
 
 OUTAGE_SECONDS = 11.0
 CONCURRENCY = 8
+# Shipping waits end as soon as MongoDB holds everything. The shipper runs at nice 10 and
+# nx-27017 takes ~200 us of CPU per document, so thousands of rows replayed after an outage take
+# tens of seconds on a 2-core machine that also runs the load and other tests.
+SHIP_SECONDS = 90.0
 
 
 def test_mongo_outage_under_load_loses_and_duplicates_nothing(
-    mlops_home, start_api, tmp_path
+    prefect_harness, mlops_home, start_api, tmp_path
 ) -> None:
     # Its own MongoDB-wire server: this test stops it, and counts every document in it.
     mongo = MongoServer(free_port(), tmp_path / "nx.db", tmp_path)
@@ -49,16 +55,21 @@ def test_mongo_outage_under_load_loses_and_duplicates_nothing(
         assert list((mlops_home / "spool").glob("predictions-*")), "spool file under MLOPS_HOME"
 
         # Replay after recovery, while the API keeps running.
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        def backlog() -> tuple[float, float, int]:
             text = httpx.get(f"{server.url}/metrics").text
-            if (
-                metric_value(text, "mlops_prediction_log_spooled") == 0
-                and metric_value(text, "mlops_prediction_log_queue") == 0
-                and predictions.count_documents({}) >= len(ids)
-            ):
-                break
-            time.sleep(0.25)
+            return (
+                metric_value(text, PREFIX + "spooled"),
+                metric_value(text, PREFIX + "queue"),
+                predictions.count_documents({}),
+            )
+
+        wait_until(
+            backlog,
+            f"(spooled, queued, stored) to reach (0, 0, {len(ids)})",
+            SHIP_SECONDS,
+            interval=0.25,
+            done=lambda b: b[0] == 0 and b[1] == 0 and b[2] >= len(ids),
+        )
         assert predictions.count_documents({}) == len(ids)
         stored = {d["_id"] for d in predictions.find({}, {"_id": 1})}
         assert stored == set(ids)
@@ -140,19 +151,51 @@ def _shipper_pids(home: Path) -> list[int]:
     return pids
 
 
-def _wait_until(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def _stored_ids(collection, ids: list[str]) -> set[str]:
-    """The ids in the collection, once it holds as many documents as `ids` (or after 60 s)."""
-    _wait_until(lambda: collection.count_documents({}) >= len(ids), timeout=60)
+    """The ids in the collection, once it holds as many documents as `ids`."""
+    wait_until(
+        lambda: collection.count_documents({}),
+        f"{len(ids)} documents in MongoDB",
+        SHIP_SECONDS,
+        done=lambda count: count >= len(ids),
+    )
     return {d["_id"] for d in collection.find({}, {"_id": 1})}
+
+
+def _journaled_ids(home: Path) -> set[str]:
+    """The ids in the journal's segments right now (a segment shipped or claimed meanwhile
+    raises FileNotFoundError: the caller looks again)."""
+    return {
+        entry_id
+        for path in (home / "spool").glob(f"{journal.PREFIX}*")
+        for entry in journal.read_entries(path)
+        for entry_id in entry.ids
+    }
+
+
+def _wait_until_durable(home: Path, collection, ids: list[str]) -> None:
+    """Until every id is in the journal on disk or in MongoDB. The journal is read first: a row
+    shipped after that read is in MongoDB by the time MongoDB is read, so none is missed."""
+
+    def missing() -> int:
+        journaled = _journaled_ids(home)
+        stored = {d["_id"] for d in collection.find({"_id": {"$in": ids}}, {"_id": 1})}
+        return len(set(ids) - journaled - stored)
+
+    # The writer journals every 0.1 s; 30 s covers a 2-core machine busy with other tests.
+    wait_until(
+        missing,
+        "every answered prediction in the journal or MongoDB (rows missing)",
+        30,
+        done=lambda count: count == 0,
+        ignore=(FileNotFoundError,),
+    )
+
+
+def _wait_for_no_shipper(home: Path, what: str = "no shipper left") -> None:
+    # The shipper sees end of file on its stdin when its API dies and makes one last round
+    # (at most one 1 s server-selection timeout when MongoDB is down).
+    wait_until(lambda: _shipper_pids(home), what, 30, done=lambda pids: not pids)
 
 
 def _kill_api(server) -> None:
@@ -193,12 +236,12 @@ def test_killed_api_loses_no_journaled_prediction(isolated: Isolated) -> None:
     server, predictions, home = isolated.server, isolated.predictions, isolated.home
     (shipper,) = _shipper_pids(home)
     ids = _predict_sequentially(server.url, 200)
-    time.sleep(0.5)  # a few flush intervals: every answered document is in the journal now
+    _wait_until_durable(home, predictions, ids)
 
     _kill_api(server)  # no shutdown, no flush: only the journal and the shipper are left
     assert _stored_ids(predictions, ids) == set(ids)
     assert predictions.count_documents({}) == len(ids)
-    assert _wait_until(lambda: not _shipper_pids(home)), f"shipper {shipper} outlived its API"
+    _wait_for_no_shipper(home, f"shipper {shipper} to exit with its API")
     assert not list((home / "spool").glob("predictions-*")), "the journal is emptied"
 
 
@@ -209,7 +252,14 @@ def test_killed_shipper_is_restarted_and_loses_nothing(isolated: Isolated) -> No
     os.kill(first, signal.SIGKILL)
     ids += _predict_sequentially(server.url, 300)  # meanwhile the journal holds the documents
 
-    assert _wait_until(lambda: _shipper_pids(home) not in ([], [first])), "no new shipper"
+    # The API restarts a dead shipper at most every 5 s after the last start: 30 s covers that
+    # and a new interpreter's start-up on a busy 2-core machine.
+    wait_until(
+        lambda: _shipper_pids(home),
+        f"a new shipper in place of {first}",
+        30,
+        done=lambda pids: pids not in ([], [first]),
+    )
     assert _stored_ids(predictions, ids) == set(ids)
     server.stop()
     assert predictions.count_documents({}) == len(ids)
@@ -225,9 +275,11 @@ def test_journal_left_while_mongo_was_down_is_shipped_by_the_next_start(
     def spooled() -> float:
         return metric_value(httpx.get(f"{server.url}/metrics").text, PREFIX + "spooled")
 
-    assert _wait_until(lambda: spooled() >= len(ids)) and spooled() == len(ids)
+    # The shipper reports MongoDB down after its first failed insert (1 s server selection).
+    wait_until(spooled, f"{len(ids)} rows spooled", 30, done=lambda n: n >= len(ids))
+    assert spooled() == len(ids)
     _kill_api(server)  # its shipper's last try fails too: MongoDB is still down
-    assert _wait_until(lambda: not _shipper_pids(home))
+    _wait_for_no_shipper(home)
     assert list((home / "spool").glob("predictions-*")), "the journal survives the crash"
 
     isolated.mongo.start()

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lifecycle.settings import Settings
+from lifecycle.waiting import wait_until
 from tests.fixtures.servers import free_port, stop_process, wait_for_port
 from tests.fixtures.serving import api_env, churn_records
 from tests.fixtures.training import SMALL_SOURCE, train_small
@@ -21,10 +22,11 @@ from tests.fixtures.training import SMALL_SOURCE, train_small
 pytestmark = pytest.mark.integration
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
+POLL_SECONDS = 1.0  # api_env's MLOPS_MODEL_POLL_SECONDS
 
 
 def test_api_waits_for_the_registry_then_serves_without_restart(
-    tmp_path, mongo_server, start_api
+    prefect_harness, tmp_path, mongo_server, start_api
 ) -> None:
     registry_home = tmp_path / "registry"
     trained = train_small(
@@ -44,10 +46,14 @@ def test_api_waits_for_the_registry_then_serves_without_restart(
     row = churn_records(1, seed=3)[0]
     with httpx.Client(base_url=api.url, timeout=30) as client:
         assert client.get("/health").status_code == 200
-        deadline = time.monotonic() + 30
-        while "registry" not in (ready := client.get("/ready")).json().get("reason", ""):
-            assert time.monotonic() < deadline, ready.text  # first attempt still running
-            time.sleep(0.1)
+        # The first attempt fails within MLFLOW_HTTP_REQUEST_TIMEOUT (connection refused: at
+        # once); 30 s covers the API's start-up on a busy 2-core machine.
+        ready = wait_until(
+            lambda: client.get("/ready"),
+            "/ready to give the registry as the reason",
+            30,
+            done=lambda r: "registry" in r.json().get("reason", ""),
+        )
         assert ready.status_code == 503
         refused = client.post("/predict", json=row)
         assert refused.status_code == 503 and "registry unreachable" in refused.json()["detail"]
@@ -56,20 +62,40 @@ def test_api_waits_for_the_registry_then_serves_without_restart(
 
         server = _start_mlflow_server(registry_home, port, tmp_path)
         try:
-            deadline = time.monotonic() + 90
-            while client.get("/ready").status_code != 200:
-                assert time.monotonic() < deadline, f"never became ready:\n{api.logs()}"
-                time.sleep(0.25)
+            # The API's backoff retries at most every min(poll, 30) s; then the load: 90 s
+            # covers both on a busy 2-core machine.
+            try:
+                wait_until(
+                    lambda: client.get("/ready").status_code,
+                    "the API to load the champion once the registry is up",
+                    90,
+                    interval=0.25,
+                    done=lambda status: status == 200,
+                )
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n{api.logs()}") from None
             served = client.post("/predict", json=row)
             assert served.status_code == 200
             assert served.json()["model_version"] == trained.version
         finally:
             stop_process(server)
 
-        time.sleep(3.5)  # several polls against a registry that is gone
+        _wait_for_polls(client, 3)  # several polls against a registry that is gone
         assert client.get("/ready").status_code == 200
         again = client.post("/predict", json=row)
         assert again.status_code == 200 and again.json()["model_version"] == trained.version
+
+
+def _wait_for_polls(client: httpx.Client, polls: int) -> None:
+    """Until the API has checked the alias `polls` more times (each check ends at least one poll
+    interval after the one before); a failed check against a refused port returns at once."""
+    at = datetime.fromisoformat(client.get("/model").json()["checked_at"])
+    wait_until(
+        lambda: datetime.fromisoformat(client.get("/model").json()["checked_at"]),
+        f"{polls} more checks of the alias",
+        30,
+        done=lambda checked: checked >= at + timedelta(seconds=polls * POLL_SECONDS),
+    )
 
 
 def _start_mlflow_server(home: Path, port: int, tmp_path: Path) -> subprocess.Popen:
