@@ -1,81 +1,104 @@
-"""Exporter pieces that need no server: parsing, the cached source's time budget, thresholds,
-and the staleness-guard automation definition."""
+"""Exporter pieces that need no server: the cached source's time budget and cache, thresholds and
+the report window from the settings (durations through lifecycle.times, the one parser)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from lifecycle import metric_names as names
 from lifecycle.settings import Settings
-from monitoring.exporter import (
-    CachedSource,
-    LifecycleCollector,
-    Reading,
-    Sample,
-    duration_seconds,
-    timestamp_seconds,
-)
+from lifecycle.waiting import wait_until
+from monitoring.exporter import LifecycleCollector
+from monitoring.exporter.cache import CachedSource
+from monitoring.exporter.collector import threshold_samples
+from monitoring.exporter.families import Reading, Sample
+
+# Slack on top of a budget for thread wake-ups on a loaded 2-core machine (tens of ms each when
+# the CPUs are busy); a scrape that waited for the read itself would block until released.
+SCHEDULING_SLACK = 1.0
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("3h", 10800), ("90s", 90), ("30m", 1800), ("1d", 86400), ("45", 45)]
-)
-def test_duration_seconds_parses_units(text: str, seconds: float) -> None:
-    assert duration_seconds(text) == seconds
+def _gated_reader(release: threading.Event, calls: list[float]) -> Callable[[], Reading]:
+    """A read that blocks until `release` is set (bounded, so a failing test cannot hang)."""
 
-
-def test_duration_seconds_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        duration_seconds("three hours")
-
-
-def test_timestamp_seconds_reads_iso_and_naive_datetimes() -> None:
-    moment = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert timestamp_seconds(moment.isoformat()) == moment.timestamp()
-    assert timestamp_seconds("2025-01-02T03:04:05Z") == moment.timestamp()
-    assert (
-        timestamp_seconds(moment.replace(tzinfo=None)) == moment.timestamp()
-    )  # MongoDB: naive UTC
-    assert timestamp_seconds("yesterday") is None
-    assert timestamp_seconds(None) is None
-
-
-def _slow_reader(delay: float, calls: list[float]):
     def read() -> Reading:
         calls.append(time.monotonic())
-        time.sleep(delay)
-        return Reading(ok=True, samples=[Sample(names.DATA_DRIFT_SHARE, {"model_name": "m"}, 0.5)])
+        release.wait(60)
+        return Reading(ok=True, samples=[_drift(0.5)])
 
     return read
 
 
+def _drift(value: float) -> Sample:
+    return Sample(names.DATA_DRIFT_SHARE, {"model_name": "m"}, value)
+
+
 def test_cached_source_never_waits_longer_than_its_budget() -> None:
     calls: list[float] = []
-    source = CachedSource("reports", _slow_reader(1.0, calls), ttl=60, budget=0.2)
-    start = time.monotonic()
-    up, reading = source.get()
-    assert time.monotonic() - start < 0.6
-    assert (up, reading) == (False, None)  # nothing read yet, and the read is late
-    up, _ = source.get()
-    assert up is False and len(calls) == 1  # no second read while one is in flight
-    time.sleep(1.0)
-    up, reading = source.get()
-    assert up is True and reading is not None and reading.samples[0].value == 0.5
+    release = threading.Event()
+    source = CachedSource("reports", _gated_reader(release, calls), ttl=60, budget=0.2)
+    try:
+        start = time.monotonic()
+        up, reading = source.get()
+        assert time.monotonic() - start < 0.2 + SCHEDULING_SLACK
+        assert (up, reading) == (False, None)  # nothing read yet, and the read is late
+        up, _ = source.get()
+        assert up is False and len(calls) == 1  # no second read while one is in flight
+    finally:
+        release.set()
+    # Once the read ends, the next scrape shows it; 30 s bounds a thread start on a busy machine.
+    up, reading = wait_until(source.get, "the released read to be served", 30, done=lambda r: r[0])
+    assert reading is not None and reading.samples[0].value == 0.5
+    assert source.get() == (True, reading)
     assert len(calls) == 1  # fresh within ttl: served from the cache
+
+
+def test_cached_source_reads_again_once_the_ttl_has_passed() -> None:
+    calls: list[float] = []
+    release = threading.Event()
+    release.set()  # reads end at once
+    source = CachedSource("reports", _gated_reader(release, calls), ttl=0.2, budget=5)
+    assert source.get()[0] is True and len(calls) == 1
+    # A second read starts only after the ttl; 30 s bounds it on a busy machine.
+    wait_until(
+        lambda: source.get() and len(calls), "a re-read after the ttl", 30, 0.05, lambda n: n >= 2
+    )
+    assert len(calls) >= 2 and calls[1] - calls[0] >= 0.2
 
 
 def test_cached_source_reports_a_failing_read_as_down() -> None:
     def broken() -> Reading:
         raise ConnectionError("store unreachable")
 
-    up, reading = CachedSource("registry", broken, ttl=60, budget=1).get()
+    # The read fails at once; the 5 s budget only bounds a thread start on a loaded machine.
+    up, reading = CachedSource("registry", broken, ttl=60, budget=5).get()
     assert up is False
     assert reading is not None and "ConnectionError: store unreachable" in reading.error
+
+
+def _scrape(settings: Settings) -> str:
+    """One scrape of a collector whose stores are on closed ports (their reads fail or time out)."""
+    collector = LifecycleCollector(settings, cache_seconds=10, budget_seconds=0.3)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    try:
+        return generate_latest(registry).decode()
+    finally:
+        collector.close()
+
+
+def _offline(**fields) -> Settings:
+    return Settings(
+        mlflow_tracking_uri_override="http://127.0.0.1:1",
+        mongo_uri="mongodb://127.0.0.1:1",
+        **fields,
+    )
 
 
 def test_collector_exports_thresholds_from_settings_without_any_store(
@@ -83,20 +106,14 @@ def test_collector_exports_thresholds_from_settings_without_any_store(
 ) -> None:
     # Stores on closed ports: the scrape still yields the settings' thresholds and up=0 gauges.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # end the refused reads quickly
-    settings = Settings(
-        mlflow_tracking_uri_override="http://127.0.0.1:1",
-        mongo_uri="mongodb://127.0.0.1:1",
+    settings = _offline(
         min_metric=0.8,
         max_metric=0.99,
         stale_after_hours=12,
         report_window="1h",
         drift_threshold=0.4,
     )
-    collector = LifecycleCollector(settings, cache_seconds=10, budget_seconds=0.3)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    text = generate_latest(registry).decode()
-    collector.close()
+    text = _scrape(settings)
     model = f'model_name="{settings.model_name}"'
     assert f'mlops_model_metric_threshold{{bound="min",metric="accuracy",{model}}} 0.8' in text
     assert f'mlops_model_metric_threshold{{bound="max",metric="accuracy",{model}}} 0.99' in text
@@ -107,42 +124,45 @@ def test_collector_exports_thresholds_from_settings_without_any_store(
     assert 'mlops_exporter_source_up{source="reports"} 0.0' in text
 
 
+def test_collector_publishes_an_upper_case_report_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLOPS_REPORT_WINDOW=3H is what the report flow accepts; the exporter used to drop it.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings = _offline(report_window="3H")
+    text = _scrape(settings)
+    assert f'mlops_report_window_seconds{{model_name="{settings.model_name}"}} 10800.0' in text
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds"), [("3h", 10800), ("3H", 10800), ("90m", 5400), ("1d", 86400)]
+)
+def test_report_window_seconds_reads_the_window_as_the_flow_does(
+    window: str, seconds: float
+) -> None:
+    samples = threshold_samples(Settings(report_window=window), {})
+    (sample,) = [s for s in samples if s.name == names.REPORT_WINDOW_SECONDS]
+    assert sample.value == seconds
+
+
+def test_unreadable_report_window_is_left_out_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="monitoring.exporter.collector"):
+        samples = threshold_samples(Settings(report_window="three hours"), {})
+    assert not [s for s in samples if s.name == names.REPORT_WINDOW_SECONDS]
+    assert any(s.name == names.DATA_DRIFT_THRESHOLD for s in samples)  # the rest still there
+    assert "MLOPS_REPORT_WINDOW" in caplog.text and "'three hours'" in caplog.text
+
+
 def test_collector_uses_error_metric_bounds_for_regression() -> None:
     settings = Settings(task="regression", mongo_uri="mongodb://127.0.0.1:1", max_metric=12.5)
-    collector = LifecycleCollector(settings)
-    samples = collector._threshold_samples({})
-    collector.close()
+    samples = threshold_samples(settings, {})
     bounds = {s.labels["bound"]: s for s in samples if s.name == names.MODEL_METRIC_THRESHOLD}
     assert bounds["max"].labels["metric"] == "rmse" and bounds["max"].value == 12.5
 
 
-def test_staleness_guard_definition_expects_completed_train_model_runs() -> None:
-    from prefect.events.actions import SendNotification
-
-    from deployments.automations import staleness_guard
-
-    block_id = uuid4()
-    automation = staleness_guard(block_id, timedelta(hours=36), deployment="daily")
-    trigger = automation.trigger
-    assert trigger.posture == "Proactive"
-    assert trigger.expect == {"prefect.flow-run.Completed"}
-    assert trigger.within == timedelta(hours=36) and trigger.threshold == 1
-    related = [spec.root for spec in trigger.match_related]
-    assert {"prefect.resource.role": "flow", "prefect.resource.name": "train-model"} in related
-    assert {"prefect.resource.role": "deployment", "prefect.resource.name": "daily"} in related
-    (action,) = automation.actions
-    assert isinstance(action, SendNotification) and action.block_document_id == block_id
-
-
-def test_staleness_guard_rejects_a_window_prefect_cannot_evaluate() -> None:
-    from deployments.automations import staleness_guard
-
-    with pytest.raises(ValueError, match="within: must be at least 10 s"):
-        staleness_guard(uuid4(), timedelta(seconds=5))
-
-
-def test_staleness_guard_is_not_applied_without_a_webhook() -> None:
-    from deployments.automations import apply_staleness_guard
-
-    # No server is contacted: with no webhook there is nothing to notify.
-    assert apply_staleness_guard(Settings(alert_webhook_url=None)) is None
+def test_collector_takes_the_primary_metric_from_the_champion() -> None:
+    settings = Settings(min_metric=0.7, max_metric=0.99)
+    samples = threshold_samples(settings, {"primary_metric": "f1", "task": "binary"})
+    bounds = {s.labels["bound"]: s for s in samples if s.name == names.MODEL_METRIC_THRESHOLD}
+    assert {b: s.labels["metric"] for b, s in bounds.items()} == {"min": "f1", "max": "f1"}
+    assert (bounds["min"].value, bounds["max"].value) == (0.7, 0.99)
