@@ -7,23 +7,24 @@ Slack-compatible webhook MLOPS_ALERT_WEBHOOK_URL through a CustomWebhookNotifica
 
 Apply against the server in PREFECT_API_URL (`make deploy` does this):
 
-    python -m deployments.automations            # from the repository root
+    python -m deployments.automations [--flow NAME] [--deployment NAME]   # from the repo root
 
 Re-applying replaces the automation of the same name, so it is idempotent.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from datetime import timedelta
 from uuid import UUID
 
+import httpx
+import typer
 from prefect.automations import Automation
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.settings import PREFECT_API_URL
 
 from lifecycle.settings import Settings, get_settings
 
@@ -117,18 +118,27 @@ def apply_staleness_guard(
     return automation.create().id
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Apply Lifecycle's Prefect automations.")
-    parser.add_argument("--flow", default=TRAIN_FLOW, help="flow whose runs keep the model fresh")
-    parser.add_argument("--deployment", default="*", help="deployment name, or * for any")
-    args = parser.parse_args(argv)
-    automation_id = apply_staleness_guard(flow_name=args.flow, deployment=args.deployment)
+def apply(
+    flow: str = typer.Option(TRAIN_FLOW, help="Flow whose completed runs keep the model fresh."),
+    deployment: str = typer.Option("*", help="Deployment name of that flow, or * for any."),
+) -> None:
+    """Apply Lifecycle's Prefect automations (the staleness guard) to PREFECT_API_URL."""
+    try:
+        automation_id = apply_staleness_guard(flow_name=flow, deployment=deployment)
+    except (httpx.HTTPError, ValueError) as exc:  # server unreachable or refusing; bad window
+        where = PREFECT_API_URL.value() or "PREFECT_API_URL (unset)"
+        typer.secho(f"error: staleness guard not applied: {where}: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
     if automation_id is None:
-        print("staleness guard not applied: MLOPS_ALERT_WEBHOOK_URL is not set")
+        typer.echo("staleness guard not applied: MLOPS_ALERT_WEBHOOK_URL is not set")
     else:
-        print(f"staleness guard {GUARD_NAME} applied ({automation_id})")
-    return 0
+        typer.echo(f"staleness guard {GUARD_NAME} applied ({automation_id})")
+
+
+def main() -> None:
+    """`python -m deployments.automations`: one command, so no sub-command name is needed."""
+    typer.run(apply)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,10 +6,14 @@ completes a run, `busy` completes one every few seconds. Only the quiet one may 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from prefect import flow
@@ -17,10 +21,12 @@ from prefect.client.orchestration import get_client
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.automations import TRAIN_FLOW, apply_staleness_guard
+from deployments.automations import GUARD_NAME, TRAIN_FLOW, apply_staleness_guard
 from tests.fixtures.monitoring import WebhookReceiver, start_webhook_receiver
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 WINDOW = timedelta(seconds=15)
 OBSERVE_SECONDS = 36  # over two windows: the quiet guard must fire, the busy one never
@@ -108,3 +114,30 @@ def test_staleness_guard_reapply_replaces_it(prefect_server: str, guard_run: Gua
     assert [a.id for a in same_name] == [new_id]
     assert str(new_id) != guard_run.guard_ids[0]
     assert same_name[0].trigger.within == timedelta(hours=36)
+
+
+def test_staleness_guard_command_applies_it_with_its_options(
+    prefect_server: str, webhook_receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    # `make deploy` runs exactly this (deployments/__main__.py).
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "MLOPS_HOME": str(tmp_path),
+        "MLOPS_ALERT_WEBHOOK_URL": webhook_receiver.url("/command"),
+        "MLOPS_STALE_AFTER_HOURS": "30",
+    }
+    command = [sys.executable, "-m", "deployments.automations", "--deployment", "quiet"]
+    # 180 s: importing Prefect and talking to its server take tens of seconds under load.
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as client,
+    ):
+        (automation,) = client.read_automations_by_name(GUARD_NAME)
+    assert proc.stdout.strip() == f"staleness guard {GUARD_NAME} applied ({automation.id})"
+    related = [spec.root for spec in automation.trigger.match_related]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": TRAIN_FLOW} in related
+    assert {"prefect.resource.role": "deployment", "prefect.resource.name": "quiet"} in related
+    assert automation.trigger.within == timedelta(hours=30)
