@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import urllib.error
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +20,7 @@ import yaml
 from lifecycle.settings import Settings
 from lifecycle.store import PredictionStore
 from lifecycle.times import utcnow
+from lifecycle.waiting import wait_until
 from monitoring.config import (
     DASHBOARDS_DIR,
     alertmanager_config,
@@ -34,7 +38,6 @@ from tests.fixtures.monitoring import (
     start_alertmanager,
     start_prometheus,
     start_webhook_receiver,
-    wait_until,
 )
 from tests.fixtures.servers import free_port
 
@@ -60,41 +63,17 @@ class Stack:
             return json.loads(exc.read())
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server) -> Iterator[Stack]:
-    work = tmp_path_factory.mktemp("alerting")
-    home = work / "mlops"
-    home.mkdir()
-    receiver, stop_receiver = start_webhook_receiver()
-    settings = Settings(
-        home=home,
-        mlflow_tracking_uri_override=f"sqlite:///{home / 'mlflow.db'}",
-        model_name="churn",
-        mongo_uri=mongo_server.uri,
-        mongo_db=f"t{uuid.uuid4().hex[:10]}",
-        alert_webhook_url=receiver.url(WEBHOOK_PATH),
-        stale_after_hours=36,
-    )
-    # The champion was trained 40 h ago: past the 36 h threshold.
-    register_version(
-        settings.mlflow_tracking_uri,
-        settings.model_name,
-        hours_ago(64),
-        "previous",
-        {"accuracy": 0.86},
-    )
-    register_version(
-        settings.mlflow_tracking_uri,
-        settings.model_name,
-        hours_ago(40),
-        "champion",
-        {"accuracy": 0.91, "f1": 0.84, "roc_auc": 0.95, "log_loss": 0.3},
-    )
+def _seed(settings: Settings) -> None:
+    """A champion trained 40 h ago (past the 36 h threshold) and a fresh, quiet report."""
+    uri, name = settings.mlflow_tracking_uri, settings.model_name
+    register_version(uri, name, hours_ago(64), "previous", {"accuracy": 0.86})
+    metrics = {"accuracy": 0.91, "f1": 0.84, "roc_auc": 0.95, "log_loss": 0.3}
+    register_version(uri, name, hours_ago(40), "champion", metrics)
     store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     now = utcnow()
     store.insert_report(
         {
-            "model_name": settings.model_name,
+            "model_name": name,
             "model_version": "2",
             "window_start": now - timedelta(hours=3),
             "window_end": now,
@@ -112,12 +91,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server) -> Iterator[St
     )
     store.close()
 
-    exporter = serve_exporter("127.0.0.1", 0, settings, cache_seconds=1, budget_seconds=2)
-    alertmanager = start_alertmanager(
-        # Test-only timings; the shipped ones wait minutes and repeat daily.
-        alertmanager_config(settings, group_wait="1s", group_interval="1s", repeat_interval="1h"),
-        work / "alertmanager",
-    )
+
+def _start_prometheus(work: Path, exporter: ExporterServer, alertmanager: Daemon) -> Daemon:
+    """Prometheus on the shipped rules (`for:` shortened), scraping every second."""
     config = prometheus_config(
         [f"127.0.0.1:{free_port()}"],  # no API here: ServingDown's input, up == 0
         [f"127.0.0.1:{exporter.port}"],
@@ -126,13 +102,41 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server) -> Iterator[St
         evaluation_interval="1s",
     )
     config["rule_files"] = [str(p) for p in short_rules(rule_files(), work, for_duration="1s")]
-    started = time.monotonic()
-    prometheus = start_prometheus(config, work / "prometheus")
-    yield Stack(settings, exporter, prometheus, alertmanager, receiver, started)
-    prometheus.stop()
-    alertmanager.stop()
-    exporter.close()
-    stop_receiver()
+    return start_prometheus(config, work / "prometheus")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("alerting")
+    home = work / "mlops"
+    home.mkdir()
+    with contextlib.ExitStack() as cleanup:  # whatever started is stopped, even on a failure
+        receiver, stop_receiver = start_webhook_receiver()
+        cleanup.callback(stop_receiver)
+        settings = Settings(
+            home=home,
+            mlflow_tracking_uri_override=f"sqlite:///{home / 'mlflow.db'}",
+            model_name="churn",
+            mongo_uri=mongo_server.uri,
+            mongo_db=f"t{uuid.uuid4().hex[:10]}",
+            alert_webhook_url=receiver.url(WEBHOOK_PATH),
+            stale_after_hours=36,
+        )
+        _seed(settings)
+        exporter = serve_exporter("127.0.0.1", 0, settings, cache_seconds=1, budget_seconds=2)
+        cleanup.callback(exporter.close)
+        alertmanager = start_alertmanager(
+            # Test-only timings; the shipped ones wait minutes and repeat daily.
+            alertmanager_config(
+                settings, group_wait="1s", group_interval="1s", repeat_interval="1h"
+            ),
+            work / "alertmanager",
+        )
+        cleanup.callback(alertmanager.stop)
+        started = time.monotonic()
+        prometheus = _start_prometheus(work, exporter, alertmanager)
+        cleanup.callback(prometheus.stop)
+        yield Stack(settings, exporter, prometheus, alertmanager, receiver, started)
 
 
 def _slack_titles(receiver: WebhookReceiver) -> list[str]:
@@ -145,8 +149,13 @@ def _slack_titles(receiver: WebhookReceiver) -> list[str]:
 
 
 def test_model_stale_alert_reaches_webhook(stack: Stack) -> None:
+    # Nominally ~5 s (1 s scrapes, evaluation and `for:`, Alertmanager's 1 s group wait); 90 s
+    # covers Prometheus and Alertmanager starting up while the two CPUs run other tests.
     titles = wait_until(
-        lambda: [t for t in _slack_titles(stack.receiver) if "ModelStale" in t], timeout=90
+        lambda: [t for t in _slack_titles(stack.receiver) if "ModelStale" in t],
+        "ModelStale to reach the webhook",
+        90,
+        interval=0.25,
     )
     elapsed = time.monotonic() - stack.started
     print(f"ModelStale reached the webhook {elapsed:.1f}s after Prometheus started")
@@ -206,7 +215,13 @@ def _dashboard_expressions() -> list[tuple[str, str]]:
 
 def test_every_promql_expression_runs_without_error(stack: Stack) -> None:
     # Wait until the exporter's figures are in, so expressions run against real series.
-    wait_until(lambda: stack.query("mlops_model_metric")["data"]["result"], timeout=60)
+    # A few 1 s scrapes nominally; 60 s covers a slow first read of the stores under load.
+    wait_until(
+        lambda: stack.query("mlops_model_metric")["data"]["result"],
+        "the exporter's mlops_model_metric series in Prometheus",
+        60,
+        interval=0.25,
+    )
     expressions = _rule_expressions() + _dashboard_expressions()
     assert len(expressions) >= 30
     assert stack.query("sum(")["status"] == "error"  # the check does see PromQL errors
