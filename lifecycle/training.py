@@ -86,30 +86,14 @@ def log_and_register(
     t0 = time.perf_counter()
     spec = predictor.spec
     test_metrics = evaluate(predictor, splits.test)
-    best = result.best
     features = splits.train.drop(columns=[spec.target])
     example = features.head(5)
     example_labels, _ = predictor.predict_frame(example)
     signature = infer_signature(example, np.asarray(example_labels))
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
-        tmp_path = Path(tmp)
-        model_dir = tmp_path / "model"
+        model_dir = Path(tmp) / "model"
         predictor.save(model_dir)
-        mlflow.log_params({k: v for k, v in best.params.items()})
-        mlflow.log_params({"best_trial": best.number, "num_boost_round": best.best_iteration + 1})
-        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-        mlflow.log_metrics({f"val_{k}": v for k, v in best.metrics.items()})
-        mlflow.log_metrics(
-            {"search_wall_seconds": result.wall_seconds, "search_fit_seconds": result.fit_seconds}
-        )
-        mlflow.log_dict(dataset.fingerprint(), "data/fingerprint.json")
-        mlflow.log_dict(spec.to_dict(), registry.SPEC_PATH)
-        _log_plots(predictor, splits.test)
-        reference = _reference(splits.train, predictor, seed)
-        reference.to_parquet(tmp_path / "reference.parquet", index=False)
-        mlflow.log_artifact(
-            str(tmp_path / "reference.parquet"), artifact_path=registry.REFERENCE_PATH.split("/")[0]
-        )
+        _log_evidence(splits, predictor, result, dataset, test_metrics, seed, Path(tmp))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=LifecycleModel(),
@@ -130,6 +114,33 @@ def log_and_register(
     return Candidate(
         str(version.version), run_id, test_metrics, predictor, time.perf_counter() - t0
     )
+
+
+def _log_evidence(
+    splits: Splits,
+    predictor: Predictor,
+    result: SearchResult,
+    dataset: Dataset,
+    test_metrics: dict[str, float],
+    seed: int,
+    tmp: Path,
+) -> None:
+    """What the parent run holds besides the model: best params, metrics, the data's
+    fingerprint and feature spec, plots, and the drift reference."""
+    best = result.best
+    mlflow.log_params({k: v for k, v in best.params.items()})
+    mlflow.log_params({"best_trial": best.number, "num_boost_round": best.best_iteration + 1})
+    mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+    mlflow.log_metrics({f"val_{k}": v for k, v in best.metrics.items()})
+    mlflow.log_metrics(
+        {"search_wall_seconds": result.wall_seconds, "search_fit_seconds": result.fit_seconds}
+    )
+    mlflow.log_dict(dataset.fingerprint(), "data/fingerprint.json")
+    mlflow.log_dict(predictor.spec.to_dict(), registry.SPEC_PATH)
+    _log_plots(predictor, splits.test)
+    folder, name = registry.REFERENCE_PATH.split("/")
+    _reference(splits.train, predictor, seed).to_parquet(tmp / name, index=False)
+    mlflow.log_artifact(str(tmp / name), artifact_path=folder)
 
 
 def summarize(
