@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -19,7 +19,7 @@ from monitoring.exporter.families import FAMILIES, Sample
 from monitoring.exporter.readers import REGISTRY, REPORTS, ReportsReader, read_registry
 
 log = logging.getLogger(__name__)
-TASKS = ("binary", "multiclass", "regression")
+TASKS = get_args(Task)
 
 
 def _families(samples: list[Sample]) -> Iterator[Metric]:
