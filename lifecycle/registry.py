@@ -9,6 +9,7 @@ Only aliases move; versions are never edited after registration.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -168,8 +169,13 @@ def trained_at(version: ModelVersion) -> float | None:
 
 
 def version_metrics(version: ModelVersion) -> dict[str, float]:
-    """The test metrics a version was registered with (its metric tags)."""
-    return {m: float(version.tags[m]) for m in METRIC_TAGS if m in version.tags}
+    """The test metrics a version was registered with (its metric tags that hold numbers; a
+    tag edited by hand into text is left out rather than failing every reader)."""
+    metrics = {}
+    for name in METRIC_TAGS:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            metrics[name] = float(version.tags[name])
+    return metrics
 
 
 def describe(version: ModelVersion) -> dict[str, Any]:
