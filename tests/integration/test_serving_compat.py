@@ -13,7 +13,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.fixtures.servers import free_port, stop_process, wait_for_port
+from ops.local_servers import wait_http
+from tests.fixtures.servers import free_port, stop_process
 from tests.fixtures.serving import churn_records
 
 pytestmark = pytest.mark.integration
@@ -54,14 +55,10 @@ def mlflow_serve(trained_registry, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for_port(port, 120, proc)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/ping", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+        # `mlflow models serve` imports mlflow, then loads the model before /ping answers: tens
+        # of seconds alone, a few minutes on a 2-core machine busy with other tests.
+        wait_http(f"{url}/ping", 300, proc)
         yield url
     finally:
         stop_process(proc)
