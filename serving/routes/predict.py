@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import logging
 import time
 import uuid
 from typing import Any
@@ -25,8 +24,6 @@ from lifecycle.journal import JournalEntry
 from serving.deps import check_key
 from serving.errors import ApiError, from_validation, render
 from serving.holder import LoadedModel
-
-log = logging.getLogger(__name__)
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 # Above this many rows, prediction runs in a worker thread (XGBoost releases the GIL) so one big

@@ -138,7 +138,19 @@ def protected_api(trained_registry, mongo_server, tmp_path_factory):
         MLOPS_PROTECT_PREDICT=True,
     )
     with serve_in_process(settings) as client:
+        # Warm the log up: the shipper's first insert opens its MongoDB connection (~1 s).
+        warm = client.post("/predict", json=churn_records(1)[0], headers=ADMIN)
+        assert warm.status_code == 200, warm.text
+        _wait_for_the_log(client)
         yield client
+
+
+def _wait_for_the_log(api) -> None:
+    """Until nothing is on its way (memory or journal): MongoDB holds every logged row."""
+    logger = api.app.state.logger
+    wait_until(
+        lambda: logger.queued, "the prediction log to drain", LOG_BOUND, done=lambda q: q == 0
+    )
 
 
 def test_protected_predictions_need_the_key_and_unauthorised_are_not_logged(
@@ -155,11 +167,7 @@ def test_protected_predictions_need_the_key_and_unauthorised_are_not_logged(
     assert api.post("/predict", json=row, headers={**ADMIN, **rid}).status_code == 200
     ok_bearer = api.post("/invocations", json={"inputs": [row]}, headers={**BEARER, **rid})
     assert ok_bearer.status_code == 200
-    logger = api.app.state.logger
-    # Once nothing is on its way (memory or journal), MongoDB holds every logged row.
-    wait_until(
-        lambda: logger.queued, "the prediction log to drain", LOG_BOUND, done=lambda q: q == 0
-    )
+    _wait_for_the_log(api)
     assert _mongo(api).count_documents({"request_id": rid["X-Request-Id"]}) == 2
 
 
