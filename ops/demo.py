@@ -81,6 +81,9 @@ def run_demo(trials: int = 10, keep: bool = False) -> int:
         "MLOPS_SEARCH_SPACE": "fast",
         "MLOPS_REPORT_MIN_ROWS": "50",
         "PREFECT_HOME": str(home / "prefect"),
+        # `mlops train` runs Prefect's temporary server; its 20 s start-up limit is what an
+        # idle core needs, and the demo runs it beside the API and the traffic on 2 cores.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
