@@ -255,6 +255,22 @@ def load_reference(version: ModelVersion | str | int, settings: Settings | None 
     return pd.read_parquet(download_run_artifact(train_run_id(version), REFERENCE_PATH, settings))
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Any:
+    """MLflow 3 draws a download progress bar on stderr, which would turn a CLI's one-line
+    error (`mlops predict-batch`) into several lines; it reads this variable at call time."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 @dataclass(frozen=True)
 class LoadedVersion:
     """A registered version loaded in this process: the pyfunc, our predictor, its example."""
@@ -274,7 +290,7 @@ def load_version(version: ModelVersion, settings: Settings | None = None) -> Loa
 
     settings = settings or get_settings()
     use(settings)  # models:/ URIs resolve through the process-wide registry URI
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp, _no_progress_bar():
         local = mlflow.artifacts.download_artifacts(
             f"models:/{version.name}/{version.version}", dst_path=tmp
         )
