@@ -18,7 +18,7 @@ import pytest
 from lifecycle import synthetic
 from lifecycle.settings import Settings
 from lifecycle.waiting import wait_until
-from tests.fixtures.servers import free_port
+from tests.fixtures.servers import MongoServer, free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,10 +26,23 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
+def deploy_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """This module's own MongoDB-wire server: nx-27017 keeps every database name in one
+    namespace, so on the session's server the report would also count predictions that other
+    tests of this xdist worker logged in the last hour."""
+    workdir = tmp_path_factory.mktemp("deploy-mongo")
+    server = MongoServer(free_port(), workdir / "data.db", workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def deployed(
-    prefect_server: str, mongo_server, tmp_path_factory: pytest.TempPathFactory
+    prefect_server: str, deploy_mongo: MongoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict]:
     """`python -m deployments` (what `make deploy` runs) and a process worker on the pool."""
+    mongo_server = deploy_mongo
     home = tmp_path_factory.mktemp("deployed") / "mlops"
     env = {
         **os.environ,
