@@ -22,11 +22,12 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 servers: install ## install the system servers the tests start (nginx, Prometheus, ...): apt-get as root, else say what is missing
 	@$(BIN)/python -m tests.fixtures.system_servers
 
-# Two xdist workers for two cores; `loadgroup` keeps each module's tests (and its module-scoped
-# servers) on one worker. TEST_WORKERS=0 runs in one process.
+# xdist workers (TEST_WORKERS=0: one process). With `loadgroup`, a module whose tests share a
+# module-scoped fixture stays on one worker and every other test is handed out on its own
+# (tests/conftest.py marks them); `--no-loadscope-reorder` keeps conftest's heaviest-first order.
 TEST_WORKERS ?= 2
 test: install servers ## run the whole test suite (unit + integration against real servers)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: install ## ruff check + format check
 	$(BIN)/ruff check .

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,69 @@ pytest_plugins = [
     "tests.fixtures.monitoring",
     "tests.fixtures.operations",
 ]
+_PREFECT_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports Prefect: each xdist worker (and a plain run) gets its own
+    PREFECT_HOME, which every `mlops` child inherits. Otherwise the ephemeral servers of all
+    workers' CLI runs share ~/.prefect/prefect.db (sqlite locks, and a developer's profile)."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    home = tempfile.mkdtemp(prefix=f"lifecycle-tests-prefect-{worker}-")
+    config.stash[_PREFECT_HOME] = home
+    os.environ["PREFECT_HOME"] = home
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # no telemetry calls from tests
+    # Prefect's default of 20 s for an ephemeral server to answer is what one idle core needs;
+    # under `make test` two workers share two cores with servers of their own.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_PREFECT_HOME, None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# The heaviest modules first (`pytest --durations`, summed per module): xdist hands out work in
+# collection order, so a long module handed out last would leave one core idle at the end. Only
+# the order depends on this list, never a result.
+HEAVY_FIRST = (
+    "test_stack",
+    "test_deployments",
+    "test_training",
+    "test_operations",
+    "test_serving_prediction_log",
+)
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return False
+    return any(
+        definition.scope in ("module", "class", "package")
+        for definitions in fixtures.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+def _rank(item: pytest.Item) -> tuple[int, int]:
+    name = item.path.stem
+    if name in HEAVY_FIRST:
+        return 0, HEAVY_FIRST.index(name)
+    return (1 if "integration" in item.path.parts else 2), 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For `make test`'s `--dist loadgroup`: a module whose tests share a module-scoped fixture
+    (a trained store, a server) runs on one worker, so the fixture is built once; every other
+    test is handed out on its own. Heavy modules go first (HEAVY_FIRST), unit tests last, to
+    fill the gaps; modules stay contiguous (a stable sort)."""
+    for item in items:
+        if _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=_rank)
 
 
 def _fail_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
