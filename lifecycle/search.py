@@ -1,11 +1,18 @@
 """The hyperparameter search: hyperopt TPE over an XGBoost space, every trial a nested MLflow run
-with its params and validation metrics (trials log no model: cost)."""
+with its params and validation metrics (trials log no model: cost).
+
+A trial is two steps that run wherever the trial runs, in this process or on a Dask worker
+(flows/distributed.py): `fit_trial` (fit with early stopping, score on validation) and
+`log_trial` (the nested run). `TrialData` is what they need, picklable so that it can be sent to
+each worker once per search.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +34,9 @@ from lifecycle.splits import Splits
 
 Progress = Callable[[int, int, float | None], None]
 
+# The tag naming the Dask worker that ran a trial (absent on a local search).
+TAG_WORKER = "worker"
+
 
 @dataclass
 class TrialResult:
@@ -36,6 +46,7 @@ class TrialResult:
     best_iteration: int
     fit_seconds: float
     run_id: str
+    worker: str | None = None
 
 
 @dataclass
@@ -44,6 +55,12 @@ class SearchResult:
     trials: list[TrialResult]
     wall_seconds: float
     space: str
+    # Distributed searches only: trials that did not complete (counted, not retried by TPE),
+    # trials the cluster ran again after their worker was lost, and the batch size.
+    failed: int = 0
+    retried: int = 0
+    parallel: int = 1
+    workers: list[str] = field(default_factory=list)
 
     @property
     def fit_seconds(self) -> float:
@@ -111,87 +128,139 @@ def start_run(settings: Settings, dataset: Dataset, space: SearchSpace, trials: 
     return run_id
 
 
-class _Objective:
-    """One hyperopt trial: fit with early stopping on validation, score, log a nested run."""
+class TrialData:
+    """What every trial of one search needs: the train and validation frames, the feature spec,
+    the fixed XGBoost parameters and the space's boosting budget.
+
+    Plain frames, so it pickles: a distributed search sends it to each worker once. The XGBoost
+    matrices are built from it once per process (`prepared`), not per trial: building them costs
+    as much as a small fit.
+    """
 
     def __init__(
         self,
-        client: Any,
-        run_id: str,
+        key: str,
         splits: Splits,
         spec: FeatureSpec,
         space: SearchSpace,
-        metric: str,
         seed: int,
+        nthread: int | None = None,
     ) -> None:
-        self.client, self.run_id, self.spec, self.space, self.metric = (
-            client,
-            run_id,
-            spec,
-            space,
-            metric,
-        )
-        self.experiment_id = client.get_run(run_id).info.experiment_id
-        # Built once per search, not per trial: building them costs as much as a small fit.
-        self.dtrain = dmatrix(spec, splits.train)
-        self.dval = dmatrix(spec, splits.val)
-        self.val_matrix = spec.encode_frame(splits.val)
-        self.y_val = splits.val[spec.target].to_numpy()
+        self.key, self.spec, self.space = key, spec, space
+        self.train, self.val = splits.train, splits.val
         self.fixed = objective_params(spec.task, len(spec.classes), seed)
-        self.results: list[TrialResult] = []
+        if nthread is not None:
+            self.fixed["nthread"] = nthread
 
-    def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sampled.items()}
-        t0 = time.perf_counter()
-        booster = xgb.train(
-            {**self.fixed, **params},
-            self.dtrain,
-            num_boost_round=self.space.num_boost_round,
-            evals=[(self.dval, "val")],
-            early_stopping_rounds=self.space.early_stopping_rounds,
-            verbose_eval=False,
-        )
-        fit_seconds = time.perf_counter() - t0
-        best_iteration = int(booster.best_iteration)
-        raw = booster.inplace_predict(self.val_matrix, iteration_range=(0, best_iteration + 1))
-        labels, proba = self.spec.decode(raw)
-        scores = compute_metrics(self.spec.task, self.y_val, labels, proba, self.spec.classes)
-        number = len(self.results)
-        trial_run = self._log(number, params, scores, best_iteration, fit_seconds)
-        self.results.append(
-            TrialResult(number, params, scores, best_iteration, fit_seconds, trial_run)
-        )
-        return {"loss": loss(self.metric, scores[self.metric]), "status": STATUS_OK}
 
-    def _log(
-        self,
-        number: int,
-        params: dict[str, Any],
-        scores: dict[str, float],
-        best_iteration: int,
-        fit_seconds: float,
-    ) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: f"trial-{number:03d}"},
-        )
-        now = int(time.time() * 1000)
-        # One batched write per trial: per-call logging would dominate small fits.
-        self.client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(f"val_{k}", v, now, 0) for k, v in scores.items()]
-            + [Metric("fit_seconds", fit_seconds, now, 0)],
-            params=[Param(k, str(v)) for k, v in params.items()]
-            + [Param("best_iteration", str(best_iteration))],
-            tags=[RunTag("trial", str(number))],
-        )
-        self.client.set_terminated(run.info.run_id)
-        return run.info.run_id
+@dataclass
+class _Prepared:
+    dtrain: Any
+    dval: Any
+    val_matrix: Any
+    y_val: np.ndarray
 
-    def best_value(self) -> float:
-        return min(self.results, key=lambda t: loss(self.metric, t.metrics[self.metric])).metrics[
-            self.metric
-        ]
+
+# Matrices of the searches this process took part in, by TrialData.key; only the latest few
+# are kept (a long-lived Dask worker serves one search after another).
+_prepared: dict[str, _Prepared] = {}
+_prepared_lock = threading.Lock()
+_KEEP_PREPARED = 2
+
+
+def prepared_keys() -> list[str]:
+    """Keys of the searches whose matrices this process holds (oldest first)."""
+    with _prepared_lock:
+        return list(_prepared)
+
+
+def release(data: TrialData) -> None:
+    """Drop the matrices built for `data` (a local search frees them when it ends)."""
+    with _prepared_lock:
+        _prepared.pop(data.key, None)
+
+
+def prepared(data: TrialData) -> _Prepared:
+    """The matrices for `data`, built on first use in this process (thread-safe: a worker with
+    several threads runs several trials of the same search at once)."""
+    with _prepared_lock:
+        found = _prepared.get(data.key)
+        if found is None:
+            found = _Prepared(
+                dmatrix(data.spec, data.train),
+                dmatrix(data.spec, data.val),
+                data.spec.encode_frame(data.val),
+                data.val[data.spec.target].to_numpy(),
+            )
+            _prepared[data.key] = found
+            while len(_prepared) > _KEEP_PREPARED:
+                _prepared.pop(next(iter(_prepared)))
+        return found
+
+
+def fit_trial(data: TrialData, params: dict[str, Any]) -> tuple[dict[str, float], int, float]:
+    """Fit one configuration with early stopping on validation; (val scores, best iteration,
+    fit seconds)."""
+    matrices = prepared(data)
+    t0 = time.perf_counter()
+    booster = xgb.train(
+        {**data.fixed, **params},
+        matrices.dtrain,
+        num_boost_round=data.space.num_boost_round,
+        evals=[(matrices.dval, "val")],
+        early_stopping_rounds=data.space.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    fit_seconds = time.perf_counter() - t0
+    best_iteration = int(booster.best_iteration)
+    raw = booster.inplace_predict(matrices.val_matrix, iteration_range=(0, best_iteration + 1))
+    predicted, proba = data.spec.decode(raw)
+    scores = compute_metrics(data.spec.task, matrices.y_val, predicted, proba, data.spec.classes)
+    return scores, best_iteration, fit_seconds
+
+
+def log_trial(
+    client: Any,
+    parent_run_id: str,
+    experiment_id: str,
+    result: TrialResult,
+) -> str:
+    """The trial's nested run: params, validation metrics, fit seconds (and the worker)."""
+    run = client.create_run(
+        experiment_id,
+        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: f"trial-{result.number:03d}"},
+    )
+    now = int(time.time() * 1000)
+    tags = [RunTag("trial", str(result.number))]
+    if result.worker is not None:
+        tags.append(RunTag(TAG_WORKER, result.worker))
+    # One batched write per trial: per-call logging would dominate small fits.
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(f"val_{k}", v, now, 0) for k, v in result.metrics.items()]
+        + [Metric("fit_seconds", result.fit_seconds, now, 0)],
+        params=[Param(k, str(v)) for k, v in result.params.items()]
+        + [Param("best_iteration", str(result.best_iteration))],
+        tags=tags,
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def run_trial(
+    data: TrialData,
+    params: dict[str, Any],
+    number: int,
+    client: Any,
+    parent_run_id: str,
+    experiment_id: str,
+    worker: str | None = None,
+) -> TrialResult:
+    """Fit, score and log one trial."""
+    scores, best_iteration, fit_seconds = fit_trial(data, params)
+    result = TrialResult(number, params, scores, best_iteration, fit_seconds, "", worker)
+    result.run_id = log_trial(client, parent_run_id, experiment_id, result)
+    return result
 
 
 def search(
@@ -205,23 +274,38 @@ def search(
     seed: int,
     progress: Progress | None = None,
 ) -> SearchResult:
-    """hyperopt TPE over `space`; each trial is a nested run with its params + val metrics."""
-    objective = _Objective(registry.client(settings), run_id, splits, spec, space, metric, seed)
+    """hyperopt TPE over `space`, one trial after another in this process."""
+    client = registry.client(settings)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    data = TrialData(run_id, splits, spec, space, seed, settings.trial_threads)
+    results: list[TrialResult] = []
 
     def trial(sampled: dict[str, Any]) -> dict[str, Any]:
-        outcome = objective(sampled)
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sampled.items()}
+        result = run_trial(data, params, len(results), client, run_id, experiment_id)
+        results.append(result)
         if progress is not None:
-            progress(len(objective.results), trials, objective.best_value())
-        return outcome
+            progress(len(results), trials, best_value(results, metric))
+        return {"loss": loss(metric, result.metrics[metric]), "status": STATUS_OK}
 
     started = time.perf_counter()
-    fmin(
-        trial,
-        space.space,
-        algo=tpe.suggest,
-        max_evals=trials,
-        trials=Trials(),
-        rstate=np.random.default_rng(seed),
-        show_progressbar=False,
-    )
-    return SearchResult(metric, objective.results, time.perf_counter() - started, space.name)
+    try:
+        fmin(
+            trial,
+            space.space,
+            algo=tpe.suggest,
+            max_evals=trials,
+            trials=Trials(),
+            rstate=np.random.default_rng(seed),
+            show_progressbar=False,
+        )
+    finally:
+        release(data)
+    return SearchResult(metric, results, time.perf_counter() - started, space.name)
+
+
+def best_value(results: list[TrialResult], metric: str) -> float | None:
+    """The best validation value of `metric` so far (None before the first trial)."""
+    if not results:
+        return None
+    return min(results, key=lambda t: loss(metric, t.metrics[metric])).metrics[metric]

@@ -21,6 +21,7 @@ import pandas as pd
 from lifecycle import registry
 from lifecycle.data import Dataset
 from lifecycle.evaluation import evaluate, loss
+from lifecycle.feedback_data import ProductionRows
 from lifecycle.gate import GateDecision
 from lifecycle.model import FeatureSpec, Predictor
 from lifecycle.search import SearchResult, TrialResult, dmatrix, objective_params
@@ -54,6 +55,7 @@ class TrainResult:
     champion_value: float | None
     search: SearchResult
     register_seconds: float
+    production: ProductionRows | None = None  # labelled production rows used (feedback window)
 
 
 def refit(splits: Splits, spec: FeatureSpec, best: TrialResult, seed: int) -> Predictor:
@@ -144,7 +146,11 @@ def _log_evidence(
 
 
 def summarize(
-    candidate: Candidate, decision: GateDecision, result: SearchResult, metric: str
+    candidate: Candidate,
+    decision: GateDecision,
+    result: SearchResult,
+    metric: str,
+    production: ProductionRows | None = None,
 ) -> TrainResult:
     return TrainResult(
         version=candidate.version,
@@ -158,6 +164,7 @@ def summarize(
         champion_value=decision.champion_value,
         search=result,
         register_seconds=candidate.register_seconds,
+        production=production,
     )
 
 
@@ -171,6 +178,7 @@ def report_markdown(result: TrainResult, top: int = 5) -> str:
         + ("promoted to `champion`" if result.promoted else "kept as `challenger`")
         + f" ({result.reason}).",
         "",
+        *([result.production.markdown(), ""] if result.production is not None else []),
         "## Test metrics",
         "",
         "| metric | value |",

@@ -1,0 +1,87 @@
+"""hyperopt TPE asked for a batch of suggestions at a time, told the results in trial order.
+
+`fmin` evaluates one trial after another in its own loop. To run trials elsewhere (a Dask
+cluster) we drive the same steps `fmin` does (hyperopt 0.2.7+, `FMinIter.run` and
+`serial_evaluate`): new trial ids, `tpe.suggest` with a seed drawn from one seeded generator,
+the sampled values through `Domain.evaluate_async` (hyperopt's own split of `evaluate` for
+parallel engines), then each result written back and `Trials.refresh()`.
+
+Batches are synchronous and results go back in trial-id order, so the same seed and the same
+results give the same sequence of suggestions however the trials were scheduled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hyperopt import STATUS_FAIL, STATUS_OK, Domain, Trials, tpe
+from hyperopt.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING, Ctrl, spec_from_misc
+from hyperopt.utils import coarse_utcnow
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One trial to run: its hyperopt id (= the trial number) and the sampled parameters."""
+
+    number: int
+    params: dict[str, Any]
+
+
+def _unused_objective(params: dict[str, Any]) -> float:
+    raise RuntimeError("trials of a batched search are evaluated outside hyperopt")
+
+
+class BatchedTPE:
+    """TPE over `space`, asked for `n` suggestions at a time (`ask`), told their losses (`tell`)."""
+
+    def __init__(self, space: dict[str, Any], seed: int) -> None:
+        self.trials = Trials()
+        self.domain = Domain(_unused_objective, space)
+        # One generator for the whole search, as `fmin(rstate=default_rng(seed))` uses it.
+        self.rstate = np.random.default_rng(seed)
+        self._pending: dict[int, dict[str, Any]] = {}
+
+    def ask(self, n: int) -> list[Suggestion]:
+        """The next `n` suggestions, in trial-id order.
+
+        `tpe.suggest` returns one trial per call whatever the number of ids it is given, so it is
+        called once per suggestion, the batch's earlier suggestions already in `Trials` as
+        running (TPE counts them as infinite loss): what `fmin(max_queue_len=n)` does."""
+        suggestions = []
+        for _ in range(n):
+            ids = self.trials.new_trial_ids(1)
+            self.trials.refresh()
+            docs = tpe.suggest(ids, self.domain, self.trials, self.rstate.integers(2**31 - 1))
+            self.trials.insert_trial_docs(docs)
+            self.trials.refresh()
+            for doc in self.trials._dynamic_trials:
+                if doc["tid"] in ids:
+                    suggestions.append(self._start(doc))
+        return suggestions
+
+    def _start(self, doc: dict[str, Any]) -> Suggestion:
+        """Mark a new trial running; its parameters as the objective would receive them."""
+        doc["state"] = JOB_STATE_RUNNING
+        doc["book_time"] = doc["refresh_time"] = coarse_utcnow()
+        _, sampled = self.domain.evaluate_async(
+            spec_from_misc(doc["misc"]), Ctrl(self.trials, current_trial=doc)
+        )
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sampled.items()}
+        self._pending[doc["tid"]] = doc
+        return Suggestion(doc["tid"], params)
+
+    def tell(self, losses: dict[int, float | None]) -> None:
+        """Results of asked trials by number; None = the trial failed (TPE then ignores it)."""
+        for number in sorted(losses):
+            doc = self._pending.pop(number)
+            loss = losses[number]
+            if loss is None:
+                doc["state"] = JOB_STATE_ERROR
+                doc["result"] = {"status": STATUS_FAIL}
+            else:
+                doc["state"] = JOB_STATE_DONE
+                doc["result"] = {"loss": loss, "status": STATUS_OK}
+            doc["refresh_time"] = coarse_utcnow()
+        self.trials.refresh()

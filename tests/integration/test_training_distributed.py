@@ -1,0 +1,255 @@
+"""`train-model` with MLOPS_DASK_ADDRESS: trials as Prefect task runs on a real Dask cluster
+(`dask scheduler` + 2 `dask worker` processes, 1 thread each), tracked in a real `mlflow server`
+over HTTP, reported to a real Prefect server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flows.train import run_train_flow
+from lifecycle import registry, search
+from lifecycle.search import TAG_WORKER
+from lifecycle.settings import Settings
+from lifecycle.training import TrainResult
+from lifecycle.waiting import wait_until
+from ops.local_servers import free_port
+from tests.fixtures.dask import DaskCluster, MlflowServer
+
+pytestmark = pytest.mark.integration
+
+SOURCE = "synthetic:churn?rows=3000&seed=7"
+TRIALS = 8
+SEED = 11
+
+
+@dataclass
+class Trained:
+    settings: Settings
+    result: TrainResult
+
+
+def _settings(mlflow_server: MlflowServer, dask_cluster: DaskCluster, tmp: Path) -> Settings:
+    return Settings(
+        MLOPS_HOME=str(tmp),
+        MLFLOW_TRACKING_URI=mlflow_server.url,
+        MLOPS_EXPERIMENT=f"distributed-{uuid.uuid4().hex[:8]}",
+        MLOPS_MODEL_NAME=f"distributed-{uuid.uuid4().hex[:8]}",
+        MLOPS_DASK_ADDRESS=dask_cluster.address,
+        MLOPS_TRAIN_RETRIES=0,
+    )
+
+
+def _train(settings: Settings, trials: int = TRIALS) -> TrainResult:
+    return run_train_flow(
+        settings, trials=trials, data_source=SOURCE, search_space="fast", seed=SEED
+    )
+
+
+@pytest.fixture(scope="module")
+def prefect_api(prefect_server: str) -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server}):
+        yield prefect_server
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    mlflow_server: MlflowServer,
+    dask_cluster: DaskCluster,
+    prefect_api: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Trained:
+    settings = _settings(mlflow_server, dask_cluster, tmp_path_factory.mktemp("first"))
+    return Trained(settings, _train(settings))
+
+
+def _trial_runs(settings: Settings) -> list:
+    """The nested (trial) runs of the settings' experiment, by name."""
+    client = registry.client(settings)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return sorted(
+        (r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name
+    )
+
+
+def test_distributed_training_registers_a_champion(first_run: Trained) -> None:
+    result = first_run.result
+    assert result.promoted and result.alias == "champion", result.reason
+    version = registry.version_by_alias("champion", first_run.settings)
+    assert version is not None and str(version.version) == result.version
+    assert result.search.failed == 0
+    assert len(result.search.trials) == TRIALS
+
+
+def test_distributed_trials_are_nested_runs_tagged_with_both_workers(
+    first_run: Trained, dask_cluster: DaskCluster
+) -> None:
+    runs = _trial_runs(first_run.settings)
+    assert [r.info.run_name for r in runs] == [f"trial-{i:03d}" for i in range(TRIALS)]
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == first_run.result.run_id
+        assert {"max_depth", "learning_rate", "best_iteration"} <= set(run.data.params)
+        assert {"val_accuracy", "fit_seconds"} <= set(run.data.metrics)
+    assert {r.data.tags[TAG_WORKER] for r in runs} == set(dask_cluster.worker_pids())
+    assert sorted(first_run.result.search.workers) == sorted(dask_cluster.worker_pids())
+
+
+def test_distributed_data_reaches_each_worker_once(
+    first_run: Trained, dask_cluster: DaskCluster
+) -> None:
+    from distributed import Client
+
+    # Each worker holds the search's matrices, built once from the one scattered copy.
+    with Client(dask_cluster.address, timeout="10s", set_as_default=False) as client:
+        # By reference to an importable function: the workers cannot import `tests`.
+        held = client.run(search.prepared_keys)
+    assert len(held) == 2
+    assert all(first_run.result.run_id in keys for keys in held.values())
+
+
+def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
+    first_run: Trained, prefect_api: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from lifecycle.training import report_markdown
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-model-summary"]))
+        )
+    ours = [a for a in artifacts if f"`{first_run.result.run_id}`" in str(a.data)]
+    assert len(ours) == 1
+    markdown = str(ours[0].data)
+    # The local run's artifact, unchanged, then one line about the cluster.
+    local_part, cluster_part = markdown.split("\n\nDistributed on ", 1)
+    assert local_part == report_markdown(first_run.result)
+    assert f"{TRIALS} trials in batches of 2 on 2 workers" in cluster_part
+    assert "**0 failed**" in cluster_part
+
+
+def test_distributed_same_seed_suggests_the_same_parameter_sequence(
+    first_run: Trained, mlflow_server: MlflowServer, dask_cluster: DaskCluster, tmp_path: Path
+) -> None:
+    # Half the trials: a sequence does not depend on how long the search goes on, so the first
+    # two batches must match the first run's (and the test costs half as much).
+    again = _train(_settings(mlflow_server, dask_cluster, tmp_path), trials=TRIALS // 2)
+    first = [(t.number, t.params) for t in sorted(first_run.result.search.trials, key=_number)]
+    second = [(t.number, t.params) for t in sorted(again.search.trials, key=_number)]
+    assert second == first[: TRIALS // 2]
+
+
+def _number(trial) -> int:
+    return trial.number
+
+
+def test_unreachable_scheduler_fails_mlops_train_fast_in_one_line(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(tmp_path),
+        "MLOPS_DASK_ADDRESS": address,
+        "PREFECT_API_URL": prefect_api,
+    }
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops"), "train", "--trials", "2", "--data", SOURCE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and address in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+
+
+# Last in the module: it leaves the cluster with one worker.
+def test_worker_killed_mid_search_the_search_completes_and_counts_it(
+    mlflow_server: MlflowServer, dask_cluster: DaskCluster, prefect_api: str, tmp_path: Path
+) -> None:
+    settings = _settings(mlflow_server, dask_cluster, tmp_path)
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_a_busy_worker, args=(dask_cluster, settings, killed))
+    killer.start()
+    try:
+        result = _train(settings)
+    finally:
+        killer.join(timeout=180)
+    assert killed, "no worker was busy with a trial while the search ran"
+    search = result.search
+    assert search.failed + search.retried >= 1
+    assert len(search.trials) + search.failed == TRIALS
+    assert result.version is not None
+
+
+def _kill_a_busy_worker(cluster: DaskCluster, settings: Settings, killed: list[str]) -> None:
+    """SIGKILL a worker while it runs a trial, once two trials are logged (mid-search)."""
+    from distributed import Client
+
+    pids = cluster.worker_pids()
+    with Client(cluster.address, timeout="10s", set_as_default=False) as client:
+
+        def busy_worker() -> str | None:
+            if _logged_trials(settings) < 2:
+                return None
+            worker = next((w for w, keys in client.processing().items() if keys), None)
+            return (
+                worker
+                if worker is not None and _frozen_mid_trial(client, worker, pids[worker])
+                else None
+            )
+
+        # 120 s: the flow run starts, loads and splits the data, and the workers import
+        # XGBoost and MLflow for their first trials, all on two loaded cores.
+        worker = wait_until(busy_worker, "a worker frozen mid-trial after two", 120, 0.05)
+    os.kill(pids[worker], signal.SIGKILL)
+    killed.append(worker)
+
+
+def _frozen_mid_trial(client, address: str, pid: int) -> bool:
+    """SIGSTOP the worker; True when its trial is still unfinished half a second later (a
+    stopped worker cannot finish it, and a result already on its way lands by then), else
+    SIGCONT and False. A trial of this search takes ~0.1 s: a plain snapshot of the
+    scheduler's `processing()` followed by SIGKILL mostly kills a worker between trials."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: client.processing().get(address),
+            "the frozen worker's trial to leave processing",
+            0.5,
+            interval=0.05,
+            done=lambda keys: not keys,
+        )
+    except TimeoutError:
+        return True  # still processing on a stopped worker: interrupted mid-trial
+    os.kill(pid, signal.SIGCONT)
+    return False
+
+
+def _logged_trials(settings: Settings) -> int:
+    client = registry.client(settings)
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        return 0
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    return sum(1 for r in runs if "mlflow.parentRunId" in r.data.tags)

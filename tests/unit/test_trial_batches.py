@@ -1,0 +1,62 @@
+"""Batched TPE (lifecycle.trial_batches): the same suggestions as hyperopt's own `fmin` loop, and
+the same sequence for the same seed however large the batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hyperopt import Trials, fmin, tpe
+
+from lifecycle.search_space import get_space
+from lifecycle.trial_batches import BatchedTPE
+
+SPACE = get_space("default").space
+TRIALS = 24  # past TPE's 20 random start-up trials, so the model-based suggestions count too
+
+
+def _loss(params: dict[str, Any]) -> float:
+    return (params["max_depth"] - 5) ** 2 + params["learning_rate"]
+
+
+def _batched(batch: int, seed: int, failing: frozenset[int] = frozenset()) -> list[dict]:
+    tpe_ = BatchedTPE(SPACE, seed)
+    seen: list[dict] = []
+    while len(seen) < TRIALS:
+        suggestions = tpe_.ask(min(batch, TRIALS - len(seen)))
+        assert [s.number for s in suggestions] == list(
+            range(len(seen), len(seen) + len(suggestions))
+        )
+        seen += [s.params for s in suggestions]
+        tpe_.tell({s.number: None if s.number in failing else _loss(s.params) for s in suggestions})
+    return seen
+
+
+def test_batched_tpe_in_batches_of_one_suggests_what_fmin_suggests() -> None:
+    seen: list[dict] = []
+
+    def objective(params: dict[str, Any]) -> float:
+        seen.append(params)
+        return _loss(params)
+
+    fmin(
+        objective,
+        SPACE,
+        algo=tpe.suggest,
+        max_evals=TRIALS,
+        trials=Trials(),
+        rstate=np.random.default_rng(3),
+        show_progressbar=False,
+    )
+    assert _batched(1, seed=3) == seen
+
+
+def test_batched_tpe_same_seed_same_sequence() -> None:
+    assert _batched(4, seed=11) == _batched(4, seed=11)
+    assert _batched(4, seed=11) != _batched(4, seed=12)
+
+
+def test_batched_tpe_failed_trials_do_not_stop_the_search() -> None:
+    params = _batched(3, seed=5, failing=frozenset({1, 4}))
+    assert len(params) == TRIALS
+    assert all(isinstance(p["max_depth"], int) for p in params)  # scope.int applied, as in fmin
