@@ -1,21 +1,29 @@
 """`make deploy`: apply everything to the Prefect server in PREFECT_API_URL, non-interactively.
 
-1. the `lifecycle` process work pool (created or updated);
+1. the work pool of LIFECYCLE_WORK_POOL_TYPE (created or updated): `lifecycle` (process, the
+   default), `lifecycle-kubernetes` or `lifecycle-ecs` (from the worker type's default base job
+   template; deployments/pools.py);
 2. every deployment of deployments/prefect.yaml (from the repository root, where entrypoints
-   resolve);
+   resolve), on that pool, with the variant's pull step and job variables for a cluster;
 3. the staleness guard (when MLOPS_ALERT_WEBHOOK_URL is set) and the drift → retrain automation
    (when MLOPS_RETRAIN_ON_DRIFT=true).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from deployments import pools
+from lifecycle.settings import Settings, get_settings
+
 ROOT = Path(__file__).resolve().parent.parent
-POOL = "lifecycle"
+POOL = pools.POOLS["process"]
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
@@ -35,25 +43,55 @@ def main() -> int:
         return 1
     env = {**os.environ, "LIFECYCLE_ROOT": str(ROOT)}
     try:
-        run([PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite"], env)
-        run(
-            [
-                PREFECT,
-                "--no-prompt",
-                "deploy",
-                "--prefect-file",
-                "deployments/prefect.yaml",
-                "--all",
-            ],
-            env,
-        )
-        run([sys.executable, "-m", "deployments.automations"], env)
-        run([sys.executable, "-m", "deployments.retrain"], env)
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. LIFECYCLE_WORK_POOL_TYPE=docker: one line, no traceback
+        error = exc.errors()[0]
+        field = error["loc"][0] if error["loc"] else "settings"
+        print(f"error: {field}: {error['msg']}", file=sys.stderr)
+        return 1
+    pool_type = settings.work_pool_type
+    try:
+        prefect_file, template = _pool_files(settings, pool_type)
+        run(pools.pool_command(PREFECT, pool_type, template), env)
+        run([PREFECT, "--no-prompt", "deploy", "--prefect-file", prefect_file, "--all"], env)
+        if _apply_automations() != 0:
+            return 1
     except subprocess.CalledProcessError as exc:
         command = " ".join(map(str, exc.cmd[1:]))
         print(f"error: `{command}` exited {exc.returncode}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # no default base job template for the type
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _apply_automations() -> int:
+    """The staleness guard and the drift → retrain automation, in this process: each as its own
+    `python -m` would import Prefect twice more for two API calls."""
+    import click
+
+    from deployments import automations, retrain
+
+    print("+ automations: staleness guard, retrain on drift", flush=True)
+    try:
+        automations.apply(flow=automations.TRAIN_FLOW, deployment="*")
+    except click.exceptions.Exit as exc:  # it printed its one-line error
+        return exc.exit_code
+    return retrain.main()
+
+
+def _pool_files(settings: Settings, pool_type: pools.PoolType) -> tuple[str, Path | None]:
+    """The prefect file to deploy, and the pool's base job template file (None: the type's
+    default as it is, the process pool's case). Cluster variants are resolved under MLOPS_HOME."""
+    if pool_type == "process":
+        return "deployments/prefect.yaml", None  # relative, as the yaml's own header says
+    folder = settings.home / "deploy"
+    prefect_file = pools.prefect_file(settings, pool_type, folder)
+    template = folder / f"base-job-template-{pool_type}.json"
+    template.write_text(json.dumps(pools.base_job_template(pool_type), indent=2))
+    print(f"work pool type {pool_type}: {prefect_file}", flush=True)
+    return str(prefect_file), template
 
 
 if __name__ == "__main__":

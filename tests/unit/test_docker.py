@@ -27,10 +27,13 @@ from tests.fixtures.operations import (
 SERVICES = {
     "mongo", "postgres", "minio", "minio-init", "mlflow", "prefect-server", "prefect-worker",
     "api", "exporter", "nginx", "prometheus", "alertmanager-config", "alertmanager", "grafana",
+    "dask-scheduler", "dask-worker",
+    "mongo-keyfile", "mongo-2", "mongo-3", "mongo-init",
+    "stream", "localstack",  # Compose profiles "stream" and "localstack" (`config` lists them)
 }  # fmt: skip
 SECRETS = (
     "POSTGRES_PASSWORD", "MONGO_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "MLOPS_API_KEY", "GRAFANA_ADMIN_PASSWORD", "MLOPS_ALERT_WEBHOOK_URL",
+    "MLOPS_API_KEY", "GRAFANA_ADMIN_PASSWORD", "MLOPS_ALERT_WEBHOOK_URL", "MONGO_REPLICA_SET_KEY",
 )  # fmt: skip
 DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 # Settings the env file does not carry: the stack fixes them by its own topology, or (the
@@ -38,6 +41,11 @@ DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 NOT_IN_ENV_FILE = {
     "MLOPS_HOME", "MLFLOW_TRACKING_URI", "MONGO_URI", "MLOPS_REPORTS_DIR",
     "PROMETHEUS_MULTIPROC_DIR",
+    # `make up` (replicas, each its own journal folder) and `make deploy`'s cluster pool variants:
+    # the Compose stack runs one API service and a process worker.
+    "MLOPS_API_REPLICAS", "MLOPS_SPOOL_DIR", "LIFECYCLE_WORK_POOL_TYPE", "LIFECYCLE_IMAGE",
+    "LIFECYCLE_NAMESPACE", "LIFECYCLE_ECS_CLUSTER", "LIFECYCLE_FLOW_CPU_MILLICORES",
+    "LIFECYCLE_FLOW_MEMORY_MIB",
 }  # fmt: skip
 # Services whose images run Lifecycle code: they must not run as root.
 PROJECT_SERVICES = ("api", "prefect-worker", "exporter")
@@ -81,9 +89,9 @@ def test_compose_config_validates_with_the_example_env_file(compose_stack: dict)
     api = compose_stack["services"]["api"]["environment"]
     # The example's values reach the services, and the URIs point at the Compose services.
     assert api["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert (
-        api["MONGO_URI"].startswith("mongodb://lifecycle:") and "@mongo:27017/" in api["MONGO_URI"]
-    )
+    assert api["MONGO_URI"].startswith("mongodb://lifecycle:")
+    # the replica set's three members (the first one is the seed the test checked before)
+    assert "@mongo:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs0&" in api["MONGO_URI"]
     assert api["MLOPS_TRIALS"] == "50"
 
 
@@ -171,7 +179,7 @@ def test_compose_nginx_serves_the_reports_volume_read_only(compose_stack: dict) 
 def test_compose_prometheus_config_scrapes_compose_services(compose_stack: dict) -> None:
     # The mounted monitoring/prometheus/prometheus.yml must target services and ports of this file.
     config = yaml.safe_load((REPO_ROOT / "monitoring/prometheus/prometheus.yml").read_text())
-    ports = {"api": 8000, "exporter": 9108, "alertmanager": 9093}
+    ports = {"api": 8000, "exporter": 9108, "alertmanager": 9093, "stream": 9110}
     targets = [
         target
         for job in config["scrape_configs"]
