@@ -1,9 +1,10 @@
 """Data sources, chosen by `MLOPS_DATA_SOURCE`, each returning a validated `Dataset`.
 
-    synthetic:churn?rows=N&seed=S&drift=D    built-in churn generator (lifecycle.synthetic)
+    synthetic:churn?rows=N&seed=S&drift=D&concept=C   built-in churn generator (lifecycle.synthetic)
     sklearn:iris | sklearn:breast_cancer | sklearn:diabetes
     path/to/file.csv | path/to/file.parquet
     s3://bucket/key.csv|.parquet             through prefect-aws (MLOPS_S3_BLOCK or env credentials)
+    feedback:14d                             labelled production rows (lifecycle.feedback_data)
 
 Every failure raises DataSourceError with the source and the cause in one line.
 """
@@ -55,8 +56,19 @@ def load_dataset(
     source: str, target: str | None = None, task: Task | None = None, s3_block: str | None = None
 ) -> Dataset:
     """Read `source`, resolve target and task, and check the table is fit to train on."""
+    if source.startswith("feedback:"):
+        from lifecycle import feedback_data
+        from lifecycle.settings import get_settings
+
+        return feedback_data.read_source(source, get_settings(), target, task)
     frame, default_target = _read(source, s3_block)
-    target = target or default_target
+    return dataset_from_frame(frame, source, target or default_target, task)
+
+
+def dataset_from_frame(
+    frame: pd.DataFrame, source: str, target: str | None, task: Task | None
+) -> Dataset:
+    """Check a table is fit to train on and resolve its task."""
     if target is None:
         raise DataSourceError(source, "no target column given: set MLOPS_TARGET")
     if frame.empty or len(frame.columns) == 0:
@@ -114,18 +126,21 @@ def _read_synthetic(source: str) -> pd.DataFrame:
     if name != "churn":
         raise DataSourceError(source, f"unknown synthetic set {name!r}; expected 'churn'")
     options = dict(parse_qsl(parts.query))
-    unknown = set(options) - {"rows", "seed", "drift"}
+    unknown = set(options) - {"rows", "seed", "drift", "concept"}
     if unknown:
-        raise DataSourceError(source, f"unknown option(s) {sorted(unknown)}; use rows, seed, drift")
+        raise DataSourceError(
+            source, f"unknown option(s) {sorted(unknown)}; use rows, seed, drift, concept"
+        )
     try:
         rows = int(options.get("rows", 20_000))
         seed = int(options.get("seed", 0))
         drift = float(options.get("drift", 0.0))
+        concept = float(options.get("concept", 0.0))
     except ValueError as exc:
         raise DataSourceError(source, f"bad option value ({exc})") from None
     if rows < 1:
         raise DataSourceError(source, "empty table (rows must be at least 1)")
-    return synthetic.generate_churn(rows, seed, drift)
+    return synthetic.generate_churn(rows, seed, drift, concept)
 
 
 def _read_sklearn(source: str) -> pd.DataFrame:

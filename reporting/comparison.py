@@ -1,0 +1,129 @@
+"""The live comparison of a report window: each version's live primary metric on its labelled
+rows and, for a shadow challenger, the paired test on the rows both models scored
+(lifecycle.experiment holds the statistics; this groups the window's rows).
+
+It reads nothing: the window's live pairs (reporting.window.LivePairs) already hold, for each
+labelled row, the answering version and the shadow's score. So the comparison covers the same
+rows as the live metric (every label of the window, or past `MLOPS_REPORT_MAX_LABELLED` the
+sample's) at no extra read. Before, it joined the labels again on its own: at 1,000,000
+predictions, 301,680 `_id` lookups, 38 s of a 46 s report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from lifecycle import experiment
+from lifecycle.settings import Settings, Task
+from reporting.window import LivePairs
+
+
+def compare_pairs(
+    pairs: LivePairs | None, champion: str | None, task: Task, metric: str
+) -> dict[str, Any]:
+    """`{"live_versions": {version: LiveMetric as dict}, "paired": PairedTest as dict | None,
+    "champion": version, "metric": metric, "sampled": bool}` over the window's live pairs."""
+    answered: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    # challenger version -> (actual, champion's prediction, challenger's prediction)
+    paired_rows: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+    rows = (
+        ()
+        if pairs is None
+        else zip(pairs.actual, pairs.predicted, pairs.versions, pairs.shadows, strict=True)
+    )
+    for actual, prediction, version, shadow in rows:
+        answered[version][0].append(actual)
+        answered[version][1].append(prediction)
+        if not shadow:
+            continue
+        other = str(shadow["model_version"])
+        if version == champion:
+            _pair(paired_rows[other], actual, prediction, shadow["prediction"])
+        elif other == champion:  # a canary request answered by the challenger
+            _pair(paired_rows[version], actual, shadow["prediction"], prediction)
+    live = {
+        version: experiment.live_metric(version, task, metric, *rows).__dict__
+        for version, rows in answered.items()
+    }
+    paired = None
+    if paired_rows and champion is not None:
+        challenger, (y, a, s) = max(paired_rows.items(), key=lambda kv: len(kv[1][0]))
+        test = experiment.paired_test(champion, challenger, task, metric, y, a, s)
+        paired = test.to_dict()
+        # The shadow's own live metric is on the rows it scored (they were not answered by it).
+        shadow_live = experiment.live_metric(challenger, task, metric, y, s).__dict__
+        live.setdefault(challenger, shadow_live)
+    return {
+        "champion": champion,
+        "metric": metric,
+        "live_versions": live,
+        "paired": paired,
+        "sampled": bool(pairs is not None and pairs.sampled),
+    }
+
+
+def _pair(rows: tuple[list, list, list], actual: Any, champion: Any, challenger: Any) -> None:
+    rows[0].append(actual)
+    rows[1].append(champion)
+    rows[2].append(challenger)
+
+
+def describe(comparison: dict[str, Any]) -> list[str]:
+    """Markdown lines for the artifact and `mlops experiment`."""
+    lines = []
+    for version, m in sorted(comparison.get("live_versions", {}).items()):
+        if m["value"] is None:
+            continue
+        role = " (champion)" if version == comparison.get("champion") else ""
+        lines.append(
+            f"- v{version}{role}: live {comparison['metric']} {m['value']:.4f} "
+            f"[{m['low']:.4f}, {m['high']:.4f}] on {m['rows']} labelled rows"
+        )
+    if comparison.get("sampled"):
+        lines.append("- compared on the labelled rows of the sample (MLOPS_REPORT_MAX_LABELLED)")
+    paired = comparison.get("paired")
+    if paired:
+        lines.append(
+            f"- paired v{paired['challenger']} vs v{paired['champion']}: {paired['pairs']} "
+            f"pairs, {paired['test']} p={paired['p_value']:.4g} (discordant "
+            f"{paired['challenger_wins']} / {paired['champion_wins']})"
+        )
+    return lines
+
+
+def page_notes(comparison: dict[str, Any] | None, settings: Settings) -> list[str]:
+    """The report page's "Live comparison" paragraphs (markdown): each version's live metric
+    with its 95 % interval, the paired test, and how the promotion rule reads this evidence.
+    Empty when the window holds one version and no shadow."""
+    if not comparison:
+        return []
+    lines = describe(comparison)
+    if len(comparison.get("live_versions", {})) < 2 and not comparison.get("paired"):
+        return []
+    rows = (
+        "the labelled rows of the sample (more labels arrived than `MLOPS_REPORT_MAX_LABELLED`)"
+        if comparison.get("sampled")
+        else "every labelled row of the window"
+    )
+    notes = [
+        f"Each version's live {comparison['metric']} on {rows} it answered (a shadow: on the "
+        "rows it scored), with its 95 % interval:",
+        "\n".join(lines),
+    ]
+    paired = comparison.get("paired")
+    if paired:
+        reading = experiment.promotion(experiment.PairedTest(**paired), settings).reason
+        notes.append(
+            f"Paired on the same labelled requests ({paired['test']}): promotion rule "
+            f"(`MLOPS_LIVE_MIN_PAIRED` = {settings.live_min_paired}, `MLOPS_LIVE_ALPHA` = "
+            f"{settings.live_alpha}): {reading}. The decision taken is in this report's JSON "
+            "(`experiment.decisions`), the flow's `live-comparison` artifact and "
+            "`mlops experiment`."
+        )
+    else:
+        notes.append(
+            "No request was scored by both versions (a canary split without a shadow), so the "
+            "versions are compared on different rows and no paired test is run."
+        )
+    return notes

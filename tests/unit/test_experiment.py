@@ -1,0 +1,142 @@
+"""Live-experiment statistics and decisions (lifecycle.experiment): the exact McNemar test, the
+promotion and rollback rules, and their alias moves (a real sqlite MLflow registry) and events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from lifecycle import events, experiment, registry
+from lifecycle.settings import Settings
+
+
+def _pairs(n: int, champion_accuracy: float, challenger_accuracy: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    actual = rng.integers(0, 2, n)
+    champion = np.where(rng.uniform(size=n) < champion_accuracy, actual, 1 - actual)
+    challenger = np.where(rng.uniform(size=n) < challenger_accuracy, actual, 1 - actual)
+    return actual, champion, challenger
+
+
+def test_mcnemar_p_value_is_binomtest_on_the_discordant_pairs() -> None:
+    actual, champion, challenger = _pairs(400, 0.6, 0.75)
+    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, challenger)
+    right_a, right_s = champion == actual, challenger == actual
+    b, c = int(np.sum(right_a & ~right_s)), int(np.sum(~right_a & right_s))
+    assert (test.champion_wins, test.challenger_wins) == (b, c)
+    assert test.p_value == pytest.approx(binomtest(c, b + c, 0.5).pvalue, abs=0, rel=1e-12)
+    assert test.test == "mcnemar-exact" and test.pairs == 400
+    assert test.challenger_metric == pytest.approx(right_s.mean())
+
+
+def test_regression_pairs_use_wilcoxon_on_absolute_errors() -> None:
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=300)
+    a, s = y + rng.normal(0, 1.0, 300), y + rng.normal(0, 0.5, 300)
+    test = experiment.paired_test("1", "2", "regression", "rmse", y, a, s)
+    assert test.test == "wilcoxon"
+    assert test.p_value == pytest.approx(wilcoxon(np.abs(a - y), np.abs(s - y)).pvalue)
+
+
+def test_live_metric_has_a_wilson_interval_around_accuracy() -> None:
+    actual, champion, _ = _pairs(500, 0.7, 0.7)
+    metric = experiment.live_metric("1", "binary", "accuracy", actual, champion)
+    assert metric.rows == 500 and metric.low < metric.value < metric.high
+    assert metric.high - metric.low < 0.09
+
+
+@pytest.fixture
+def two_versions(mlops_home: Path) -> Settings:
+    """A sqlite registry with versions 1 (champion) and 2 (challenger) of a stub model: moving
+    aliases needs registered versions, not trained ones."""
+    settings = Settings(MLOPS_AUTO_PROMOTE=True, MLOPS_LIVE_MIN_PAIRED=200)
+    registry.configure(settings)
+    client = registry.client(settings)
+    client.create_registered_model(settings.model_name)
+    for _ in range(2):
+        client.create_model_version(settings.model_name, source=str(mlops_home / "stub"))
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, "1")
+    client.set_registered_model_alias(settings.model_name, registry.CHALLENGER, "2")
+    return settings
+
+
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The events lifecycle.events.emit hands to Prefect (its transport is Prefect's)."""
+    import prefect.events
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(prefect.events, "emit_event", lambda **kw: seen.append(kw))
+    return seen
+
+
+def test_significantly_better_shadow_is_promoted_and_emits_its_event(
+    two_versions: Settings, emitted: list
+) -> None:
+    actual, champion, challenger = _pairs(400, 0.55, 0.8)
+    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, challenger)
+    decision = experiment.act(experiment.promotion(test, two_versions), "1", two_versions)
+    assert decision.action == "promote" and decision.acted and decision.version == "2"
+    assert "p=" in decision.reason and "significantly better" in decision.reason
+    aliases = registry.aliases(two_versions)
+    assert aliases[registry.CHAMPION] == "2" and aliases[registry.PREVIOUS] == "1"
+    assert [e["event"] for e in emitted] == [events.CHALLENGER_PROMOTED]
+    assert emitted[0]["resource"][events.MODEL_VERSION_LABEL] == "2"
+    assert emitted[0]["payload"]["from_version"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("pairs", "challenger_accuracy", "auto", "why"),
+    [
+        (150, 0.9, True, "fewer than MLOPS_LIVE_MIN_PAIRED=200"),
+        (400, 0.57, True, "not significantly better"),
+        (400, 0.8, False, "would promote (MLOPS_AUTO_PROMOTE=false)"),
+    ],
+)
+def test_shadow_is_not_promoted_without_enough_evidence_or_permission(
+    emitted: list, pairs: int, challenger_accuracy: float, auto: bool, why
+) -> None:
+    # No registry: a decision not acted on never reaches it (nor Prefect).
+    settings = Settings(MLOPS_AUTO_PROMOTE=auto, MLOPS_LIVE_MIN_PAIRED=200)
+    actual, champion, challenger = _pairs(pairs, 0.55, challenger_accuracy)
+    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, challenger)
+    decision = experiment.act(experiment.promotion(test, settings), "1", settings)
+    assert why in decision.reason and not decision.acted and emitted == []
+
+
+def test_champion_outside_its_bounds_for_two_windows_is_rolled_back(
+    two_versions: Settings, emitted: list
+) -> None:
+    registry.promote("2", two_versions)  # champion v2, previous v1
+    one_bad = [("2", 0.55), ("2", 0.81)]
+    assert experiment.rollback("2", one_bad, "binary", two_versions).action == "none"
+    two_bad = [("2", 0.55), ("2", 0.6), ("2", 0.8)]
+    decision = experiment.act(
+        experiment.rollback("2", two_bad, "binary", two_versions), "2", two_versions
+    )
+    assert decision.action == "rollback" and decision.acted and decision.version == "1"
+    assert "outside [0.7000, 0.9950] for 2 reports" in decision.reason
+    assert registry.aliases(two_versions)[registry.CHAMPION] == "1"
+    assert [e["event"] for e in emitted] == [events.CHAMPION_ROLLED_BACK]
+    # Reports of another version do not count toward the champion's windows.
+    mixed = [("1", 0.5), ("2", 0.5)]
+    assert experiment.rollback("1", mixed, "binary", two_versions).action == "none"
+
+
+def test_gate_sends_a_winner_to_the_shadow_first_when_live_promotion_is_on() -> None:
+    from lifecycle.gate import GateDecision, shadow_first
+
+    won = GateDecision(True, registry.CHAMPION, "accuracy 0.8 vs champion v1 0.7", 0.8, "1", 0.7)
+    live = Settings(MLOPS_SHADOW_ALIAS="challenger", MLOPS_AUTO_PROMOTE=True)
+    decision = shadow_first(won, live)
+    assert (decision.promoted, decision.alias) == (False, "challenger")
+    assert decision.reason.endswith("to shadow `challenger` first: live evidence promotes it")
+    assert shadow_first(won, Settings(MLOPS_SHADOW_ALIAS="challenger")) == won  # no auto
+    first = GateDecision(True, registry.CHAMPION, "no champion yet", 0.8)
+    assert shadow_first(first, live) == first  # nothing to shadow: the first model serves
