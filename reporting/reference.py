@@ -1,10 +1,17 @@
 """The drift reference of a registered model version, with what a report needs to read it: the
-feature spec (column kinds, target, task, classes) and the version's test metrics."""
+feature spec (column kinds, target, task, classes) and the version's test metrics.
+
+A version is never edited, so its reference is prepared once: typed as Evidently compares it,
+written under `$MLOPS_HOME/cache/reference/<model>/<version>-<run>/` (Parquet keeps the
+dtypes) and read from there by every later report in milliseconds.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,77 @@ class Reference:
     primary_metric: str
     test_metrics: dict[str, float] = field(default_factory=dict)
     trained_at: str | None = None
+    typed: bool = False  # `frame` is already in reporting.drift.typed_frame's shape
+
+
+CACHE_FRAME = "reference.parquet"
+CACHE_META = "reference.json"
+
+
+def cached_reference(version: str, settings: Settings | None = None) -> Reference:
+    """`version`'s reference, typed, from the cache under MLOPS_HOME (filled on first use)."""
+    from lifecycle import registry
+
+    settings = settings or get_settings()
+    model_version = registry.get_version(version, settings)
+    run_id = model_version.tags.get("train_run_id") or model_version.run_id
+    folder = reference_cache_dir(settings, str(version), str(run_id))
+    cached = _read_cache(folder, str(version))
+    if cached is not None:
+        return cached
+    from reporting.drift import typed_frame
+
+    loaded = load_version_reference(version, settings)
+    reference = replace(
+        loaded, frame=typed_frame(loaded.frame, loaded.spec, with_target=True), typed=True
+    )
+    _write_cache(folder, reference)
+    return reference
+
+
+def reference_cache_dir(settings: Settings, version: str, run_id: str) -> Path:
+    """Keyed by model, version and training run (a re-created store reuses version numbers)."""
+    safe = [
+        "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
+        for part in (settings.model_name, f"{version}-{run_id}")
+    ]
+    return settings.home / "cache" / "reference" / safe[0] / safe[1]
+
+
+def _read_cache(folder: Path, version: str) -> Reference | None:
+    try:
+        meta = json.loads((folder / CACHE_META).read_text())
+        frame = pd.read_parquet(folder / CACHE_FRAME)
+    except (OSError, ValueError):
+        return None  # absent, or half-written by a killed run: rebuilt
+    return Reference(
+        version=version,
+        spec=FeatureSpec.from_dict(meta["spec"]),
+        frame=frame,
+        primary_metric=meta["primary_metric"],
+        test_metrics=meta["test_metrics"],
+        trained_at=meta.get("trained_at"),
+        typed=True,
+    )
+
+
+def _write_cache(folder: Path, reference: Reference) -> None:
+    """Frame first, then the metadata through a rename: a cache entry is whole or absent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=folder)
+    os.close(fd)
+    reference.frame.to_parquet(tmp, index=False)
+    os.replace(tmp, folder / CACHE_FRAME)
+    meta = {
+        "spec": reference.spec.to_dict(),
+        "primary_metric": reference.primary_metric,
+        "test_metrics": reference.test_metrics,
+        "trained_at": reference.trained_at,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle)
+    os.replace(tmp, folder / CACHE_META)
 
 
 def load_version_reference(version: str, settings: Settings | None = None) -> Reference:
