@@ -18,39 +18,61 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
+from flows.experiment import compare_live, decide
 from lifecycle import events
 from lifecycle.documents import ReportSummary
 from lifecycle.settings import get_settings
 from lifecycle.store import PredictionStore
 from lifecycle.times import as_utc, parse_duration, window_bounds
-from reporting.builder import build_window_report, describe, insufficient_message
+from reporting.builder import (
+    build_window_report,
+    describe,
+    insufficient_message,
+    live_metric_name,
+    write_summary,
+)
 from reporting.index import load_summaries, write_index
-from reporting.reference import Reference, champion_history, load_version_reference
+from reporting.reference import Reference, cached_reference, champion_history
 from reporting.window import WindowData, read_window
 
 
 # Tasks pass DataFrames around: hashing them for cache keys would cost more than the work.
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
 def read_predictions(start: datetime, end: datetime) -> WindowData:
-    """Read the window's predictions and the labels that arrived (MongoDB I/O: retried)."""
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    """Count the window, read its sample and the labels that arrived (MongoDB I/O: retried)."""
+    settings = get_settings()
+    # 20 s, not 5: nx-27017 answers nothing else, its heartbeat included, while it builds a
+    # query's result (up to MLOPS_REPORT_MAX_LABELLED labels in one find), and a heartbeat past
+    # connectTimeoutMS cancels the read (pymongo _OperationCancelled, seen at load 11).
+    store = PredictionStore.from_settings(timeout_ms=20_000)
     try:
-        return read_window(store, start, end)
+        return read_window(
+            store, start, end, settings.report_max_rows, settings.report_max_labelled
+        )
     finally:
         store.close()
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
 def load_reference(version: str) -> Reference:
-    """The serving version's reference sample and feature spec from MLflow (I/O: retried)."""
-    return load_version_reference(version)
+    """The serving version's typed reference and spec: from the cache under MLOPS_HOME, or
+    from MLflow the first time (I/O: retried)."""
+    return cached_reference(version)
 
 
 @task(cache_policy=NO_CACHE)
-def build_report(window: WindowData, reference: Reference, window_label: str) -> ReportSummary:
-    """Evidently drift + summary (+ quality over labelled rows); write the HTML and JSON."""
+def build_report(
+    window: WindowData,
+    reference: Reference,
+    window_label: str,
+    comparison: dict[str, Any] | None = None,
+) -> ReportSummary:
+    """Evidently drift + summary (+ quality over labelled rows, + the live comparison); write
+    the HTML page."""
     settings = get_settings()
-    return build_window_report(window, reference, settings, settings.model_name, window_label)
+    return build_window_report(
+        window, reference, settings, settings.model_name, window_label, comparison
+    )
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
@@ -96,7 +118,13 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     _log_window(data)
     if data.rows < settings.report_min_rows:
         return _insufficient(data.rows, settings.report_min_rows)
-    summary = build_report(data, load_reference(_report_version(data)), label)
+    reference = load_reference(_report_version(data))
+    # The live comparison comes first so the page shows it; the decisions need the report's
+    # live metric, so they follow, and the JSON beside the page is written with them.
+    comparison = compare_live(data, live_metric_name(reference))
+    summary = build_report(data, reference, label, comparison)
+    summary["experiment"] = decide(summary, comparison)
+    write_summary(summary)
     record_report(summary)
     index = rebuild_index()
     message = describe(summary)
@@ -109,10 +137,13 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
 
 def _log_window(data: WindowData) -> None:
     get_run_logger().info(
-        "window %s → %s: %d predictions, %d labelled, versions %s (read %.2f s, labels %.2f s)",
+        "window %s → %s: %d predictions, sample %d (p=%.4f), %d labelled, versions %s "
+        "(read %.2f s, labels %.2f s)",
         data.start.isoformat(),
         data.end.isoformat(),
         data.rows,
+        data.sample_rows,
+        data.sample_fraction,
         data.labelled_rows,
         data.version_counts,
         data.read_seconds,
@@ -194,11 +225,17 @@ def _result(summary: ReportSummary, message: str, index: Path) -> dict[str, Any]
         "live_metric": summary["live_metric"],
         "primary_metric": summary["primary_metric"],
         "sampled": summary["sampled"],
+        "rows_compared": summary["rows_compared"],
+        "sample_fraction": summary["sample_fraction"],
+        "live_rows": summary["live_rows"],
+        "live_sampled": summary["live_sampled"],
+        "metric_intervals": summary["metric_intervals"],
         "url": summary["url"],
         "html_path": summary["html_path"],
         "json_path": summary["json_path"],
         "index_path": str(index),
         "timings": summary["timings"],
+        "experiment": summary.get("experiment"),
     }
 
 

@@ -18,7 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from lifecycle import gate, registry, search, training
+from flows import distributed
+from lifecycle import feedback_data, gate, registry, search, training
 from lifecycle.data import Dataset, load_dataset
 from lifecycle.errors import DataSourceError
 from lifecycle.model import FeatureSpec
@@ -56,7 +57,8 @@ def run_search(
     seed: int,
     show_progress: bool,
 ) -> tuple[str, FeatureSpec, search.SearchResult]:
-    """hyperopt TPE search; every trial a nested MLflow run; live counts in the logs."""
+    """hyperopt TPE search; every trial a nested MLflow run; live counts in the logs. With
+    MLOPS_DASK_ADDRESS the trials are task runs on that cluster (flows/distributed.py)."""
     logger = get_run_logger()
     search_space = get_space(space)
     spec = FeatureSpec.infer(dataset.frame, dataset.target, dataset.task)
@@ -69,15 +71,17 @@ def run_search(
     bar = _progress_bar(trials) if show_progress else None
 
     def progress(done: int, total: int, best: float | None) -> None:
+        shown = "none yet" if best is None else f"{best:.4f}"  # None: every trial failed so far
         if bar is not None:
-            bar[0].update(bar[1], completed=done, description=f"best {metric} {best:.4f}")
+            bar[0].update(bar[1], completed=done, description=f"best {metric} {shown}")
         if done % step == 0 or done == total:
-            logger.info("trial %d/%d done, best validation %s %.4f", done, total, metric, best)
+            logger.info("trial %d/%d done, best validation %s %s", done, total, metric, shown)
 
     if bar is not None:
         bar[0].start()
+    searcher = distributed.search_on_cluster if settings.dask_address else search.search
     try:
-        result = search.search(
+        result = searcher(
             settings, run_id, splits, spec, search_space, trials, metric, seed, progress
         )
     finally:
@@ -102,11 +106,25 @@ def register(
 
 
 @task(cache_policy=NO_CACHE)
+def add_production_rows(
+    dataset: Dataset, settings: Settings
+) -> tuple[Dataset, feedback_data.ProductionRows | None]:
+    """Append the labelled production rows of MLOPS_FEEDBACK_WINDOW (or hold out the most
+    recent rows of a `feedback:` source) for the gate."""
+    return feedback_data.with_production(dataset, settings)
+
+
+@task(cache_policy=NO_CACHE)
 def quality_gate(
-    candidate: training.Candidate, splits: Splits, settings: Settings
+    candidate: training.Candidate,
+    splits: Splits,
+    settings: Settings,
+    production: feedback_data.ProductionRows | None = None,
 ) -> gate.GateDecision:
-    """Champion vs candidate on the same test split; move the aliases."""
-    return gate.gate(candidate, splits, settings)
+    """Champion vs candidate on the same test split (and on the most recent production labels,
+    held out from training, when there are some); move the aliases."""
+    holdout = production.holdout if production is not None and production.used else None
+    return gate.gate(candidate, splits, settings, holdout)
 
 
 def _run_name() -> str:
@@ -143,12 +161,15 @@ def train_pipeline(
         dataset.target,
         dataset.task,
     )
+    dataset, production = add_production_rows(dataset, settings)
+    if production is not None:
+        logger.info("feedback window %s: %s", production.window, production.note)
     splits = split(dataset, seed)
     space = search_space or settings.search_space
     run_id, spec, result = run_search(dataset, splits, settings, trials, space, seed, show_progress)
     candidate = register(run_id, splits, spec, result, settings, dataset, seed)
-    decision = quality_gate(candidate, splits, settings)
-    summary = training.summarize(candidate, decision, result, result.metric)
+    decision = quality_gate(candidate, splits, settings, production)
+    summary = training.summarize(candidate, decision, result, result.metric, production)
     logger.info("version %s -> %s: %s", summary.version, summary.alias, summary.reason)
     return summary
 
@@ -172,17 +193,26 @@ def train_model(
     # exception into the thread, and one landing inside that import leaves MLflow half
     # initialised ("Table 'experiments' is already defined"), a Failed run instead of TimedOut.
     registry.configure(settings)
+    # Outside the retried pipeline: an unreachable scheduler fails this run at once (within
+    # ~15 s), and never falls back to a local search.
+    distributed.check_cluster(settings)
     attempt = train_pipeline.with_options(
         retries=settings.train_retries,
         retry_delay_seconds=settings.train_retry_delay_seconds,
         timeout_seconds=settings.train_timeout_seconds,
+        # With MLOPS_DASK_ADDRESS the trials' `.submit()` goes to the cluster; None keeps the
+        # default runner (the steps themselves are called, not submitted: they stay here).
+        task_runner=distributed.task_runner(settings),
     )
     state = attempt(trials, data_source, search_space, seed, show_progress, return_state=True)
     if state.is_completed():
         summary = state.result()
         # On this run, the one a deployment's page and a Quick run show.
+        markdown = training.report_markdown(summary)
+        if settings.dask_address:
+            markdown += distributed.summary_markdown(summary.search, settings.dask_address)
         create_markdown_artifact(
-            training.report_markdown(summary),
+            markdown,
             key="train-model-summary",
             description=f"Model version {summary.version}: {summary.alias}",
         )

@@ -6,7 +6,15 @@ them in MongoDB; report summaries are also written beside their HTML as JSON.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+
+class ShadowScore(TypedDict):
+    """The shadow model's answer for the same row (MLOPS_SHADOW_ALIAS), never sent to clients."""
+
+    model_version: str
+    prediction: Any
+    probabilities: dict[str, float] | None
 
 
 class PredictionDocument(TypedDict):
@@ -15,13 +23,18 @@ class PredictionDocument(TypedDict):
     _id: str
     ts: datetime
     model_name: str
-    model_version: str
+    model_version: str  # the version that answered (the challenger's for a canary request)
     features: dict[str, Any]
     prediction: Any
     probabilities: dict[str, float] | None  # str(class) → probability; None for regression
     latency_ms: float | None
     request_id: str | None
     endpoint: str
+    # Uniform in [0, 1), drawn when logged; a report samples a window with `sample_key < p`.
+    # Documents logged before it existed have none.
+    sample_key: NotRequired[float]
+    # With a shadow (MLOPS_SHADOW_ALIAS): the other model's answer on the same row.
+    shadow: NotRequired[ShadowScore]
 
 
 class FeedbackDocument(TypedDict):
@@ -59,6 +72,8 @@ class ReportSummary(TypedDict):
     rows: int
     rows_compared: int  # rows in the drift comparison (all, or the deterministic sample)
     sampled: bool
+    sample_fraction: float  # p of the read `sample_key < p` (1.0: the whole window was read)
+    unkeyed_rows: int  # rows without sample_key (logged before it), sampled by id hash instead
     labelled_rows: int
     versions_in_window: dict[str, int]
     drift_share: float
@@ -68,6 +83,9 @@ class ReportSummary(TypedDict):
     column_drift: dict[str, ColumnDrift]  # per feature column
     prediction_drift: ColumnDrift | None  # the same test on the prediction column
     metrics: dict[str, float]  # live metrics on the labelled rows
+    metric_intervals: dict[str, list[float]]  # 95 % bootstrap interval of each live metric
+    live_rows: int  # labelled rows the live metrics were computed on
+    live_sampled: bool  # True: on the labelled rows of the sample (too many labels to join)
     primary_metric: str
     live_metric: float | None
     test_metric: float | None
@@ -79,3 +97,18 @@ class ReportSummary(TypedDict):
     url: str
     created_at: datetime
     timings: ReportTimings
+    # The live comparison (flows.experiment): {champion, metric, live_versions: {version:
+    # {version, rows, value, low, high}}, paired: PairedTest | None, decisions: [Decision]}
+    experiment: NotRequired[dict[str, Any]]
+
+
+class StreamCheckpointDocument(TypedDict):
+    """One shard's position in `stream_checkpoints` (`_id` = "stream/shard"): the last sequence
+    number whose outputs Kinesis accepted, written only after that (upserted)."""
+
+    _id: str
+    stream: str
+    shard_id: str
+    sequence_number: str | None
+    ended: bool  # the shard was closed by resharding and read to its end
+    updated_at: datetime

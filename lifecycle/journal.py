@@ -58,6 +58,10 @@ class JournalEntry(NamedTuple):
     latency_ms: float
     request_id: str
     endpoint: str
+    # The shadow model's answer for the same rows (serving.shadow), None without a shadow:
+    # {model_version, predictions, class_keys, probabilities}. Last and defaulted, so lines
+    # written before it existed still decode.
+    shadow: dict[str, Any] | None = None
 
 
 def segment_name(pid: int, seq: int | str, suffix: str) -> str:
@@ -134,9 +138,26 @@ def expand_entry(entry: JournalEntry) -> list[PredictionDocument]:
             entry.latency_ms,
             entry.request_id,
             entry.endpoint,
+            _shadow_row(entry.shadow, i),
         )
         for i, prediction_id in enumerate(entry.ids)
     ]
+
+
+def _shadow_row(shadow: dict[str, Any] | None, i: int) -> dict[str, Any] | None:
+    """Row `i` of a shadow answer, in the `shadow` field's shape (lifecycle.documents)."""
+    if shadow is None:
+        return None
+    probabilities = shadow.get("probabilities")
+    return {
+        "model_version": shadow["model_version"],
+        "prediction": shadow["predictions"][i],
+        "probabilities": (
+            dict(zip(shadow["class_keys"], probabilities[i], strict=True))
+            if probabilities is not None
+            else None
+        ),
+    }
 
 
 def read_entries(path: Path) -> Iterator[JournalEntry]:

@@ -35,3 +35,10 @@ EXPORTER_SOURCE_READ_SECONDS = "mlops_exporter_source_read_seconds"
 EXPORTER_SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS = (
     "mlops_exporter_source_last_success_timestamp_seconds"
 )
+
+# -- stream consumer (/metrics of `mlops stream`) --------------------------------------------------
+STREAM_RECORDS_IN_TOTAL = "mlops_stream_records_in_total"  # counter{shard_id}
+STREAM_RECORDS_OUT_TOTAL = "mlops_stream_records_out_total"  # counter{model_version}
+STREAM_DEAD_LETTERS_TOTAL = "mlops_stream_dead_letters_total"  # counter{reason}
+STREAM_BATCH_SECONDS = "mlops_stream_batch_seconds"  # histogram
+STREAM_LAG_SECONDS = "mlops_stream_lag_seconds"  # gauge{shard_id}, from MillisBehindLatest

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     train_retry_delay_seconds: float = Field(
         60, ge=0, validation_alias="MLOPS_TRAIN_RETRY_DELAY_SECONDS"
     )
+    # Distributed search (README "Scale out"): the Dask scheduler trials run on (unset = local);
+    # suggestions per synchronous batch (unset = the cluster's worker threads); XGBoost nthread
+    # per trial (unset: XGBoost's default locally, 1 on a cluster); `make up`'s local workers.
+    dask_address: str | None = Field(None, validation_alias="MLOPS_DASK_ADDRESS")
+    parallel_trials: int | None = Field(None, ge=1, validation_alias="MLOPS_PARALLEL_TRIALS")
+    trial_threads: int | None = Field(None, ge=1, validation_alias="MLOPS_TRIAL_THREADS")
+    dask_workers: int = Field(0, ge=0, validation_alias="MLOPS_DASK_WORKERS")
 
     mongo_uri: str = Field("mongodb://127.0.0.1:27017", validation_alias="MONGO_URI")
     mongo_db: str = Field("lifecycle", validation_alias="MLOPS_MONGO_DB")
@@ -65,12 +72,43 @@ class Settings(BaseSettings):
     max_batch: int = Field(10_000, ge=1, validation_alias="MLOPS_MAX_BATCH")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="MLOPS_MAX_BODY_BYTES")
     log_predictions: bool = Field(True, validation_alias="MLOPS_LOG_PREDICTIONS")
+    # Requests whose log rows wait in memory for the journal writer (every 0.1 s); beyond it a
+    # request journals its own row before answering. 0: every answer is in the journal (the page
+    # cache) before it is sent, so a SIGKILL or OOM kill of the API loses no answered row.
+    log_queue: int = Field(10_000, ge=0, validation_alias="MLOPS_LOG_QUEUE")
+    # Stream serving (README "Stream"; AWS credentials, region and endpoint come from boto3's
+    # own AWS_* settings). Streams read, written and dead-lettered; where a shard without a
+    # checkpoint starts; records per GetRecords; largest record accepted; pause per shard when
+    # it is caught up; shard-list refresh (resharding); botocore retry mode and attempts; the
+    # consumer's /metrics port (0: none); `make up` runs `mlops kinesis` + `mlops stream` if true.
+    stream_in: str = Field("predictions", validation_alias="MLOPS_STREAM_IN")
+    stream_out: str = Field("results", validation_alias="MLOPS_STREAM_OUT")
+    stream_dlq: str = Field("predictions-dlq", validation_alias="MLOPS_STREAM_DLQ")
+    stream_start: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        "TRIM_HORIZON", validation_alias="MLOPS_STREAM_START"
+    )
+    stream_batch: int = Field(1000, ge=1, le=10_000, validation_alias="MLOPS_STREAM_BATCH")
+    stream_max_record_bytes: int = Field(
+        256 * 1024, ge=64, le=1 << 20, validation_alias="MLOPS_STREAM_MAX_RECORD_BYTES"
+    )
+    stream_idle_seconds: float = Field(0.2, ge=0, validation_alias="MLOPS_STREAM_IDLE_SECONDS")
+    stream_refresh_seconds: float = Field(30, gt=0, validation_alias="MLOPS_STREAM_REFRESH_SECONDS")
+    stream_retry_mode: Literal["standard", "adaptive"] = Field(
+        "standard", validation_alias="MLOPS_STREAM_RETRY_MODE"
+    )
+    stream_max_attempts: int = Field(8, ge=1, validation_alias="MLOPS_STREAM_MAX_ATTEMPTS")
+    stream_metrics_port: int = Field(
+        9110, ge=0, le=65535, validation_alias="MLOPS_STREAM_METRICS_PORT"
+    )
+    stream_enabled: bool = Field(False, validation_alias="MLOPS_STREAM")
 
     reports_dir_override: Path | None = Field(None, validation_alias="MLOPS_REPORTS_DIR")
     report_window: str = Field("3h", validation_alias="MLOPS_REPORT_WINDOW")
     report_min_rows: int = Field(50, ge=1, validation_alias="MLOPS_REPORT_MIN_ROWS")
     report_min_labelled: int = Field(30, ge=1, validation_alias="MLOPS_REPORT_MIN_LABELLED")
     report_max_rows: int = Field(50_000, ge=100, validation_alias="MLOPS_REPORT_MAX_ROWS")
+    # Labels joined for the live metrics; above it they use the labelled rows of the sample.
+    report_max_labelled: int = Field(100_000, ge=100, validation_alias="MLOPS_REPORT_MAX_LABELLED")
     drift_threshold: float = Field(0.3, ge=0, le=1, validation_alias="MLOPS_DRIFT_THRESHOLD")
     reports_base_url: str = Field("http://127.0.0.1:8088", validation_alias="MLOPS_REPORTS_URL")
 
@@ -85,6 +123,37 @@ class Settings(BaseSettings):
     smtp_password: str | None = Field(None, validation_alias="MLOPS_SMTP_PASSWORD")
     # Serving with several workers: prometheus_client's shared-value folder (`mlops serve` sets it).
     prometheus_multiproc_dir: Path | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # Scale-out (README "Scale out"). API processes behind nginx in `make up`; one replica's own
+    # journal folder (default MLOPS_HOME/spool); days a prediction is kept (unset = forever).
+    api_replicas: int = Field(1, ge=1, le=16, validation_alias="MLOPS_API_REPLICAS")
+    spool_dir_override: Path | None = Field(None, validation_alias="MLOPS_SPOOL_DIR")
+    prediction_ttl_days: int | None = Field(
+        None, ge=1, validation_alias="MLOPS_PREDICTION_TTL_DAYS"
+    )
+    # `make deploy`: the Prefect worker type the deployments run on, and the job variables of the
+    # kubernetes / ecs variants (image of a flow run, namespace or cluster, cpu and memory).
+    work_pool_type: Literal["process", "kubernetes", "ecs"] = Field(
+        "process", validation_alias="LIFECYCLE_WORK_POOL_TYPE"
+    )
+    flow_image: str = Field("lifecycle/worker:0.1.0", validation_alias="LIFECYCLE_IMAGE")
+    flow_namespace: str = Field("lifecycle", validation_alias="LIFECYCLE_NAMESPACE")
+    flow_cluster: str = Field("lifecycle", validation_alias="LIFECYCLE_ECS_CLUSTER")
+    flow_cpu_millicores: int = Field(1000, ge=100, validation_alias="LIFECYCLE_FLOW_CPU_MILLICORES")
+    flow_memory_mib: int = Field(2048, ge=128, validation_alias="LIFECYCLE_FLOW_MEMORY_MIB")
+    # Live experiments (README "Shadow and canary", "Train on production labels"): the alias the
+    # API also scores every request with (unset = no shadow); % of requests the challenger
+    # answers; labelled production rows appended to training (unset = off) and the fewest worth
+    # using; paired labels and p-value a promotion needs; whether the report flow may promote /
+    # roll back; consecutive out-of-bounds reports before a rollback.
+    shadow_alias: str | None = Field(None, validation_alias="MLOPS_SHADOW_ALIAS")
+    canary_percent: float = Field(0, ge=0, le=100, validation_alias="MLOPS_CANARY_PERCENT")
+    feedback_window: str | None = Field(None, validation_alias="MLOPS_FEEDBACK_WINDOW")
+    feedback_min_rows: int = Field(100, ge=1, validation_alias="MLOPS_FEEDBACK_MIN_ROWS")
+    live_min_paired: int = Field(200, ge=1, validation_alias="MLOPS_LIVE_MIN_PAIRED")
+    live_alpha: float = Field(0.05, gt=0, lt=1, validation_alias="MLOPS_LIVE_ALPHA")
+    auto_promote: bool = Field(False, validation_alias="MLOPS_AUTO_PROMOTE")
+    auto_rollback: bool = Field(True, validation_alias="MLOPS_AUTO_ROLLBACK")
+    rollback_after_windows: int = Field(2, ge=1, validation_alias="MLOPS_ROLLBACK_AFTER_WINDOWS")
 
     @field_validator("home", mode="after")
     @classmethod
@@ -118,6 +187,9 @@ class Settings(BaseSettings):
 
     @property
     def spool_dir(self) -> Path:
+        """The prediction journal: MLOPS_SPOOL_DIR (one per replica), else MLOPS_HOME/spool."""
+        if self.spool_dir_override is not None:
+            return self.spool_dir_override.expanduser().resolve()
         return self.home / "spool"
 
     def primary_metric(self, task: Task) -> str:

@@ -3,7 +3,9 @@
 Document shapes (DESIGN.md):
     predictions  {_id: prediction id (uuid str), ts: UTC datetime, model_name, model_version,
                   features: {name: raw value}, prediction, probabilities: {str(class): p} | None,
-                  latency_ms, request_id, endpoint}                         insert-only
+                  latency_ms, request_id, endpoint, sample_key: uniform in [0, 1),
+                  shadow: {model_version, prediction, probabilities} (with a shadow)}
+                                                                             insert-only
     feedback     {_id: prediction id, actual, ts}                            upserted
     reports      {_id, model_name, model_version, window_start, window_end, rows, labelled_rows,
                   drift_share, drifted_columns, metrics: {name: value}, primary_metric,
@@ -15,6 +17,8 @@ and in tests the server is nx-27017 (`mlops mongo`).
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,12 +27,15 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from lifecycle.documents import FeedbackDocument, PredictionDocument
+from lifecycle.documents import FeedbackDocument, PredictionDocument, ShadowScore
 from lifecycle.times import utcnow
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 REPORTS = "reports"
+SAMPLE_KEY = "sample_key"
+# Ids per `$in` query: well under MongoDB's 16 MB command limit, and few round trips.
+ID_BATCH = 5000
 
 
 def prediction_document(
@@ -42,9 +49,16 @@ def prediction_document(
     latency_ms: float | None = None,
     request_id: str | None = None,
     endpoint: str = "/predict",
+    shadow: ShadowScore | None = None,
 ) -> PredictionDocument:
-    """One `predictions` document, in the shape every reader of the log expects."""
-    return PredictionDocument(
+    """One `predictions` document, in the shape every reader of the log expects.
+
+    `sample_key` is drawn once, here, when the row is logged: a report samples a window with
+    the indexed filter `sample_key < p` instead of reading the whole window (README, Report).
+    `random.random()` costs well under a microsecond, and this runs in the shipper, off the
+    request path.
+    """
+    document = PredictionDocument(
         _id=prediction_id,
         ts=ts,
         model_name=model_name,
@@ -55,7 +69,11 @@ def prediction_document(
         latency_ms=latency_ms,
         request_id=request_id,
         endpoint=endpoint,
+        sample_key=random.random(),
     )
+    if shadow is not None:  # only with MLOPS_SHADOW_ALIAS: other documents stay as they were
+        document["shadow"] = shadow
+    return document
 
 
 class PredictionStore:
@@ -93,10 +111,34 @@ class PredictionStore:
     def close(self) -> None:
         self.client.close()
 
-    def ensure_indexes(self) -> None:
-        self.predictions.create_index([("ts", ASCENDING)])
+    def ensure_indexes(self, ttl_days: int | None = None) -> None:
+        """The collections' indexes; `ttl_days` (MLOPS_PREDICTION_TTL_DAYS) makes the `ts` index
+        a TTL index, so MongoDB deletes predictions older than that (unset: kept forever)."""
+        self._ensure_ts_index(ttl_days)
         self.predictions.create_index([("model_version", ASCENDING), ("ts", ASCENDING)])
+        # The sampled read `ts in window and sample_key < p`: on MongoDB an index scan of the
+        # window that fetches only the sampled documents.
+        self.predictions.create_index([("ts", ASCENDING), (SAMPLE_KEY, ASCENDING)])
+        # nx-27017 0.8.1 (neosqlite 1.17) wraps every datetime comparison in SQLite's
+        # datetime(COALESCE(...)), which no index it creates matches: a `ts` range is a table
+        # scan there. A `sample_key` range is an index range, so this index bounds the sampled
+        # read to about p of the collection; it also answers `$exists: false` (old documents)
+        # from the index alone.
+        self.predictions.create_index([(SAMPLE_KEY, ASCENDING)])
         self.reports.create_index([("model_name", ASCENDING), ("window_end", DESCENDING)])
+
+    def _ensure_ts_index(self, ttl_days: int | None) -> None:
+        # A TTL index on a regular collection, not a time-series one: those allow duplicate
+        # _ids, which would break the journal's idempotent replay. MongoDB refuses to change an
+        # index's options in create_index (IndexOptionsConflict), so a `ts` index whose TTL
+        # differs from the setting is dropped first and built again.
+        keys = [("ts", ASCENDING)]
+        expire = {"expireAfterSeconds": ttl_days * 86_400} if ttl_days else {}
+        for name, spec in self.predictions.index_information().items():
+            same_keys = [(k, int(d)) for k, d in spec["key"]] == keys
+            if same_keys and spec.get("expireAfterSeconds") != expire.get("expireAfterSeconds"):
+                self.predictions.drop_index(name)
+        self.predictions.create_index(keys, **expire)
 
     # -- predictions ----------------------------------------------------------------------------
     def insert_predictions(self, documents: Sequence[PredictionDocument]) -> int:
@@ -128,14 +170,70 @@ class PredictionStore:
         end: datetime,
         projection: Mapping[str, int] | None = None,
         batch_size: int = 5000,
+        extra: Mapping[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Predictions with start <= ts < end, oldest first, streamed in batches."""
+        """Predictions with start <= ts < end (and `extra`), oldest first, in batches."""
         cursor = (
-            self.predictions.find({"ts": {"$gte": start, "$lt": end}}, projection)
+            self.predictions.find(window_filter(start, end, extra), projection)
             .sort("ts", ASCENDING)
             .batch_size(batch_size)
         )
         yield from cursor
+
+    def count_window(
+        self, start: datetime, end: datetime, extra: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many predictions have start <= ts < end (and match `extra`).
+
+        The `count` command with a query, not `count_documents`: on MongoDB both count on the
+        `ts` index (a COUNT_SCAN), but nx-27017 0.8.1 runs count_documents' `$group` stage in
+        Python over every matching document (seconds per 100,000) while `count` is one SQL
+        COUNT. (On a sharded cluster `count` can include orphaned documents.)
+        """
+        query = window_filter(start, end, extra)
+        return int(self.db.command("count", PREDICTIONS, query=query)["n"])
+
+    def iter_sample(
+        self,
+        start: datetime,
+        end: datetime,
+        low: float,
+        high: float,
+        projection: Mapping[str, int] | None = None,
+        batch_size: int = 5000,
+    ) -> Iterator[dict[str, Any]]:
+        """The window's predictions with `low <= sample_key < high`: a uniform sample of about
+        `high - low` of them, the same on every read (the keys were drawn at write time).
+
+        Both bounds on purpose: with them SQLite under nx-27017 takes its (sample_key, ts)
+        index (ops/local_servers.py) and reads only the matching rows; with `$lt` alone it
+        scans the window by `ts`. On MongoDB the (ts, sample_key) index serves either form.
+        """
+        query = window_filter(start, end, {SAMPLE_KEY: {"$gte": low, "$lt": high}})
+        yield from self.predictions.find(query, projection).batch_size(batch_size)
+
+    def has_unkeyed(self) -> bool:
+        """Whether any prediction lacks `sample_key` (logged before it existed)."""
+        return self.predictions.find_one({SAMPLE_KEY: {"$exists": False}}, {"_id": 1}) is not None
+
+    def versions_in(
+        self, start: datetime, end: datetime, versions: Iterable[str]
+    ) -> dict[str, int]:
+        """Predictions per model version in the window, counted on the (model_version, ts)
+        index, for the given versions."""
+        return {v: self.count_window(start, end, {"model_version": v}) for v in versions}
+
+    def predictions_for(
+        self,
+        ids: Sequence[str],
+        start: datetime,
+        end: datetime,
+        projection: Mapping[str, int] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The predictions among `ids` that lie in the window, looked up by `_id` in batches."""
+        for i in range(0, len(ids), ID_BATCH):
+            query = window_filter(start, end, {"_id": {"$in": list(ids[i : i + ID_BATCH])}})
+            yield from self.predictions.find(query, projection).batch_size(ID_BATCH)
 
     # -- feedback -------------------------------------------------------------------------------
     def upsert_feedback(self, labels: Mapping[str, Any], ts: datetime | None = None) -> int:
@@ -157,6 +255,27 @@ class PredictionStore:
         ]
         result = self.feedback.bulk_write(ops, ordered=False)
         return result.upserted_count + result.modified_count
+
+    def count_feedback_since(self, since: datetime) -> int:
+        """Labels that arrived at or after `since` (every label of a window's predictions
+        arrives after the window started)."""
+        query = {"ts": {"$gte": since}}
+        return int(self.db.command("count", FEEDBACK, query=query)["n"])
+
+    def labels_since(self, since: datetime, batch_size: int = 10_000) -> Iterator[tuple[str, Any]]:
+        """(prediction id, actual) of every label that arrived at or after `since`.
+
+        Read in 16 `_id` ranges (by the first hex digit of the uuid; the first and last ranges
+        are open, so any id is read exactly once): nx-27017 builds a query's whole result
+        before it answers anything, its heartbeat included, and 30,000 labels in one find
+        blocked it past the 5 s heartbeat at load 18 (pymongo _OperationCancelled). On MongoDB
+        these are 16 ranges of the `_id` index.
+        """
+        for low, high in itertools.pairwise([None, *"123456789abcdef", None]):
+            ids = {k: v for k, v in (("$gte", low), ("$lt", high)) if v is not None}
+            cursor = self.feedback.find({"ts": {"$gte": since}, "_id": ids}, {"actual": 1})
+            for doc in cursor.batch_size(batch_size):
+                yield doc["_id"], doc.get("actual")
 
     def feedback_for(self, ids: Iterable[str], batch: int = 5000) -> dict[str, Any]:
         """Labels that have arrived for the given prediction ids."""
@@ -181,3 +300,10 @@ class PredictionStore:
     def list_reports(self, model_name: str | None = None, limit: int = 1000) -> list[dict]:
         query = {"model_name": model_name} if model_name else {}
         return list(self.reports.find(query).sort("window_end", DESCENDING).limit(limit))
+
+
+def window_filter(
+    start: datetime, end: datetime, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `predictions` filter of a window [start, end), with extra conditions."""
+    return {"ts": {"$gte": start, "$lt": end}, **(extra or {})}

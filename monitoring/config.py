@@ -34,12 +34,19 @@ def prometheus_config(
     alertmanager_targets: list[str],
     scrape_interval: str | None = None,
     evaluation_interval: str | None = None,
+    stream_targets: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The shipped Prometheus config with other targets and absolute rule paths."""
+    """The shipped Prometheus config with other targets and absolute rule paths.
+
+    The `stream` job (the Kinesis consumer's /metrics) is kept only with `stream_targets`:
+    without a consumer its target would only ever report up == 0.
+    """
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["rule_files"] = [str(path) for path in rule_files()]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": alertmanager_targets}]}]
     targets = {"api": api_targets, "exporter": exporter_targets}
+    if stream_targets:
+        targets["stream"] = stream_targets
     jobs = []
     for job in config["scrape_configs"]:
         if job["job_name"] in targets:

@@ -134,6 +134,7 @@ def render(status: Status, settings: Settings) -> list[str]:
             f"{r.get('rows')} rows, drift share {r.get('drift_share', 0):.2f}"
             + (f", {live_text}" if live_text else "")
         )
+        lines += experiment_lines(r)
     elif status.predictions_24h is not None:
         lines.append("  last report none yet")
     if status.predictions_24h is not None:
@@ -142,6 +143,22 @@ def render(status: Status, settings: Settings) -> list[str]:
         )
     lines.append(f"  journal     {status.spooled} predictions waiting for MongoDB")
     lines += [f"  unavailable {p}" for p in status.problems]
+    return lines
+
+
+def experiment_lines(report: dict[str, Any]) -> list[str]:
+    """The live comparison and decisions of a report (flows.experiment), one line each."""
+    comparison = report.get("experiment") or {}
+    lines = []
+    paired = comparison.get("paired")
+    if paired:
+        lines.append(
+            f"  experiment  v{paired['challenger']} vs v{paired['champion']}: "
+            f"{paired['pairs']} paired labels, p={paired['p_value']:.4g}"
+        )
+    for decision in comparison.get("decisions") or []:
+        if decision["action"] != "none" or paired:
+            lines.append(f"  decision    {decision['reason']}")
     return lines
 
 

@@ -16,9 +16,11 @@ import pandas as pd
 
 from lifecycle.documents import ReportSummary, ReportTimings
 from lifecycle.settings import LOWER_IS_BETTER, Settings
-from reporting.drift import DriftContent, build_drift_report, live_metrics
+from reporting.comparison import page_notes
+from reporting.drift import DriftContent, build_drift_report
+from reporting.live import live_metrics_with_intervals
 from reporting.reference import Reference
-from reporting.window import ACTUAL, PREDICTION, WindowData, sample_positions
+from reporting.window import ACTUAL, WindowData, sample_positions
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -58,12 +60,16 @@ def live_metric_name(reference: Reference) -> str:
 
 @dataclass(frozen=True)
 class LiveQuality:
-    """The window's labelled rows: the live metrics over all of them, and the frame (sampled
-    to the cap, target renamed) for Evidently's quality preset, or None below the minimum."""
+    """The window's labelled rows: the live metrics over all of them (or the sample's, see
+    `sampled`) with their intervals, and the sample's labelled rows (target renamed) for
+    Evidently's quality preset, or None below the minimum."""
 
     labelled_rows: int
     metrics: dict[str, float]
     frame: pd.DataFrame | None
+    intervals: dict[str, list[float]]
+    rows: int = 0  # pairs the metrics were computed on
+    sampled: bool = False
 
 
 def build_window_report(
@@ -72,20 +78,25 @@ def build_window_report(
     settings: Settings,
     model_name: str,
     window_label: str,
+    comparison: dict[str, Any] | None = None,
 ) -> ReportSummary:
-    """Build and write the report of `window` against `reference`; returns its summary.
+    """Build the report of `window` against `reference` and write its page; returns its
+    summary, whose JSON the caller writes (`write_summary`) once the live decisions are in it.
 
-    Drift and the data summary cover all rows, or a deterministic sample of
-    `settings.report_max_rows` of them; the live metric covers every labelled row; the quality
-    section appears once `settings.report_min_labelled` labels have arrived.
+    `comparison` (reporting.comparison.compare_pairs) adds the "Live comparison" section when
+    the window holds a challenger, and is kept as the summary's `experiment`.
+
+    Drift and the data summary cover the window's sample (all rows up to
+    `settings.report_max_rows`); the live metric covers every labelled row (or the sample's,
+    past `settings.report_max_labelled`); the quality section appears once
+    `settings.report_min_labelled` labels have arrived.
     """
-    positions = sample_positions(window.ids, settings.report_max_rows)
-    current = window.frame if positions is None else window.frame.iloc[positions]
+    current = window.frame
     quality = live_quality(window, reference, settings)
     metric_name = live_metric_name(reference)
     live = quality.metrics.get(metric_name)
     notes = _notes(
-        window, reference, settings, model_name, window_label, len(current), live, metric_name
+        window, reference, settings, model_name, window_label, quality, live, metric_name
     )
     content = build_drift_report(
         current.drop(columns=[ACTUAL]),
@@ -94,34 +105,40 @@ def build_window_report(
         quality.frame,
         notes,
         settings.drift_threshold,
+        reference_typed=reference.typed,
+        comparison_notes=page_notes(comparison, settings),
     )
     files = report_files(settings.reports_dir, reference.version, window.end)
     summary = _summary(
         window, reference, settings, content, quality, files, model_name, window_label, len(current)
     )
-    write_report(files, content.html, summary)
+    if comparison is not None:
+        summary["experiment"] = comparison
+    files.html.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(files.html, content.html)
     return summary
 
 
 def live_quality(window: WindowData, reference: Reference, settings: Settings) -> LiveQuality:
     """Live metrics once `settings.report_min_labelled` labels have arrived, else none."""
-    mask = window.labelled_mask
-    labelled_rows = int(mask.sum())
-    if labelled_rows < settings.report_min_labelled:
-        return LiveQuality(labelled_rows, {}, None)
+    labelled_rows = window.labelled_rows
+    pairs = window.live
+    if pairs is None or len(pairs) < settings.report_min_labelled:
+        return LiveQuality(labelled_rows, {}, None, {})
     spec = reference.spec
-    rows = window.frame[mask]
-    metrics = live_metrics(spec, rows[ACTUAL], rows[PREDICTION])
+    metrics, intervals = live_metrics_with_intervals(spec, pairs.actual, pairs.predicted)
+    mask = window.labelled_mask
     keep = sample_positions(window.ids[mask], settings.report_max_rows)
+    rows = window.frame[mask]
     frame = (rows if keep is None else rows.iloc[keep]).rename(columns={ACTUAL: spec.target})
-    return LiveQuality(labelled_rows, metrics, frame)
+    frame = frame if len(frame) else None
+    return LiveQuality(labelled_rows, metrics, frame, intervals, len(pairs), pairs.sampled)
 
 
-def write_report(files: ReportFiles, html: str, summary: ReportSummary) -> None:
-    """The page, then its JSON summary (the index lists a report once its JSON exists)."""
-    files.html.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(files.html, html)
-    write_atomic(files.json, json.dumps(jsonable(summary), indent=2))
+def write_summary(summary: ReportSummary) -> None:
+    """The JSON beside the page, written after it (the index lists a report once its JSON
+    exists)."""
+    write_atomic(Path(summary["json_path"]), json.dumps(jsonable(summary), indent=2))
 
 
 def _summary(
@@ -146,6 +163,8 @@ def _summary(
         rows=window.rows,
         rows_compared=compared,
         sampled=compared < window.rows,
+        sample_fraction=window.sample_fraction,
+        unkeyed_rows=window.unkeyed_rows,
         labelled_rows=quality.labelled_rows,
         versions_in_window=window.version_counts,
         drift_share=content.drift_share,
@@ -155,6 +174,9 @@ def _summary(
         column_drift=content.column_drift,
         prediction_drift=content.prediction_drift,
         metrics=quality.metrics,
+        metric_intervals=quality.intervals,
+        live_rows=quality.rows,
+        live_sampled=quality.sampled,
         primary_metric=metric_name,
         live_metric=quality.metrics.get(metric_name),
         test_metric=reference.test_metrics.get(metric_name),
@@ -220,7 +242,7 @@ def _notes(
     settings: Settings,
     model_name: str,
     window_label: str,
-    compared: int,
+    quality: LiveQuality,
     live: float | None,
     metric_name: str,
 ) -> list[str]:
@@ -237,21 +259,27 @@ def _notes(
             f"The window holds predictions of several versions ({counts}); the reference is "
             f"that of version {reference.version}, the latest one serving in the window."
         )
-    if compared < window.rows:
-        notes.append(
-            f"**Sampled:** {compared:,} of {window.rows:,} rows (chosen deterministically by "
-            f"prediction id; cap `MLOPS_REPORT_MAX_ROWS` = {settings.report_max_rows:,}) are "
-            "compared with the reference. The live metric uses every labelled row."
-        )
-    labelled = window.labelled_rows
+    if window.sampled:
+        notes.append(_sampling_note(window, settings))
+    labelled = quality.labelled_rows
     share = labelled / window.rows if window.rows else 0.0
     if live is not None:
         direction = "lower" if metric_name in LOWER_IS_BETTER else "higher"
         test = reference.test_metrics.get(metric_name)
         vs_test = f" (test {test:.4f})" if test is not None else ""
+        interval = quality.intervals.get(metric_name) or []
+        ci = f", 95 % interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
+        over = (
+            f"the {quality.rows:,} labelled rows of the sample (more than "
+            f"`MLOPS_REPORT_MAX_LABELLED` = {settings.report_max_labelled:,} labels arrived; "
+            "the labelled count is estimated from the sample)"
+            if quality.sampled
+            else f"all {quality.rows:,} labelled rows"
+        )
         notes.append(
             f"Ground truth has arrived for {labelled:,} predictions ({share:.0%}): live "
-            f"{metric_name} **{live:.4f}**{vs_test}, {direction} is better."
+            f"{metric_name} **{live:.4f}**{ci}{vs_test}, {direction} is better; computed on "
+            f"{over}."
         )
     else:
         notes.append(
@@ -263,6 +291,25 @@ def _notes(
         "feature columns drift (`MLOPS_DRIFT_THRESHOLD`)."
     )
     return notes
+
+
+def _sampling_note(window: WindowData, settings: Settings) -> str:
+    """What was sampled, how, and how large its error is."""
+    p = window.sample_fraction
+    note = (
+        f"**Sampled:** drift and the data summary were computed on a sample of "
+        f"{window.sample_rows:,} of the window's {window.rows:,} rows (p = {p:.4f}: the rows "
+        f"whose `sample_key`, drawn uniformly when each was logged, is below p; cap "
+        f"`MLOPS_REPORT_MAX_ROWS` = {settings.report_max_rows:,}). A uniform sample of this "
+        f"size estimates a share to within about ±{0.98 / max(window.sample_rows, 1) ** 0.5:.1%} "
+        "(95 %), and the same window always gives the same sample."
+    )
+    if window.unkeyed_rows:
+        note += (
+            f" {window.unkeyed_rows:,} rows were logged before `sample_key` existed; p of "
+            "them were kept by the hash of their prediction id."
+        )
+    return note
 
 
 def _safe_segment(version: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from html import escape
@@ -20,6 +20,8 @@ WIDTH, HEIGHT = 560, 240  # CSS pixels; SVG user units are points, so the figure
 DPI = 72
 COLOR = "#2563eb"
 ALERT = "#dc2626"
+# One colour per version line, in order (the first is the page's blue).
+PALETTE = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2")
 INK, MUTED, GRID, AXIS = "#111827", "#374151", "#e5e7eb", "#9ca3af"
 MAX_VALUE_LABELS = 16  # up to this many bars, each shows its value and has a hover title
 MAX_AXIS_LABELS = 10
@@ -69,19 +71,38 @@ def time_chart(
     times = [ts for ts, _ in points]
     values = [v for _, v in points]
     with _figure(title) as (fig, ax):
-        import matplotlib.dates as mdates
-
         marker = "o" if len(points) <= MAX_MARKERS else None  # beyond, dots merge into a band
         ax.plot(times, values, color=COLOR, linewidth=2, marker=marker, markersize=5)
         if threshold is not None:
             _threshold_line(ax, threshold, [(ts, v) for ts, v in points if v > threshold])
-        locator = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        if len(points) == 1:  # one point: centre it in a day-wide axis
-            ax.set_xlim(mdates.date2num(times[0]) - 0.5, mdates.date2num(times[0]) + 0.5)
+        _time_axis(ax, times)
         ax.set_ylim(*(y_range or _padded([*values, *([threshold] if threshold else [])])))
         ax.set_ylabel(y_label)
+        return _svg(fig, title)
+
+
+def lines_chart(
+    series: Mapping[str, Sequence[tuple[datetime, float]]],
+    title: str,
+    y_label: str,
+) -> str:
+    """One line over time per named series (model versions), with a legend; dots up to 200
+    points a line."""
+    series = {name: sorted(points) for name, points in series.items() if points}
+    if not series:
+        return empty_chart(title)
+    values = [v for points in series.values() for _, v in points]
+    times = [ts for points in series.values() for ts, _ in points]
+    with _figure(title) as (fig, ax):
+        for i, (name, points) in enumerate(series.items()):
+            marker = "o" if len(points) <= MAX_MARKERS else None
+            color = PALETTE[i % len(PALETTE)]
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, color=color, linewidth=2, marker=marker, markersize=5, label=name)
+        _time_axis(ax, times)
+        ax.set_ylim(*_padded(values))
+        ax.set_ylabel(y_label)
+        ax.legend(loc="best", frameon=False, fontsize=9, ncols=min(len(series), 4))
         return _svg(fig, title)
 
 
@@ -126,6 +147,17 @@ def empty_chart(title: str) -> str:
         ax.axis("off")
         ax.text(0.5, 0.5, "no data yet", ha="center", va="center", color="#6b7280", fontsize=12)
         return _svg(fig, title)
+
+
+def _time_axis(ax: Any, times: Sequence[datetime]) -> None:
+    """Concise date ticks; a single instant is centred in a day-wide axis."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if min(times) == max(times):
+        ax.set_xlim(mdates.date2num(times[0]) - 0.5, mdates.date2num(times[0]) + 0.5)
 
 
 def _threshold_line(ax: Any, threshold: float, over: Sequence[tuple[datetime, float]]) -> None:

@@ -70,7 +70,11 @@ def typed_frame(frame: pd.DataFrame, spec: FeatureSpec, with_target: bool) -> pd
     out: dict[str, Any] = {}
     for feat in spec.features:
         col = frame[feat.name] if feat.name in frame.columns else pd.Series(np.nan, frame.index)
-        if feat.kind == "categorical":
+        if feat.kind == "categorical" and isinstance(col.dtype, pd.CategoricalDtype):
+            # Keys per category, not per row: the window's frame keeps categoricals.
+            keys = dict(zip(col.cat.categories, label_keys(col.cat.categories), strict=True))
+            out[feat.name] = pd.Series(col.map(keys).astype(object), index=frame.index)
+        elif feat.kind == "categorical":
             out[feat.name] = pd.Series(label_keys(col), index=frame.index, dtype=object)
         else:
             out[feat.name] = pd.to_numeric(col, errors="coerce").astype(float)
@@ -90,19 +94,23 @@ def build_drift_report(
     labelled: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     drift_threshold: float = 0.5,
+    reference_typed: bool = False,
+    comparison_notes: list[str] | None = None,
 ) -> DriftContent:
     """Evidently data drift + data summary (all rows) and, when `labelled` is given, the
     classification or regression quality preset over those rows, as one self-contained page.
 
     `current` holds the features and `prediction`; `labelled` and `reference` also the target.
     `drift_threshold` is the share of drifted columns above which the page calls the dataset
-    drifted (the same threshold that raises the drift event).
+    drifted (the same threshold that raises the drift event). `reference_typed`: the reference
+    is already in `typed_frame`'s shape (the per-version cache), so only the current rows are
+    typed here. `comparison_notes`: the "Live comparison" section (markdown paragraphs).
     """
     import evidently.presets  # noqa: F401  (imported before the clock: it times the reports)
 
     t0 = time.perf_counter()
     features = spec.names
-    ref = typed_frame(reference, spec, with_target=True)
+    ref = reference if reference_typed else typed_frame(reference, spec, with_target=True)
     drift_snapshot = _drift_snapshot(
         typed_frame(current, spec, with_target=False), ref, spec, drift_threshold
     )
@@ -113,7 +121,11 @@ def build_drift_report(
         quality_snapshot = _quality_snapshot(typed_frame(labelled, spec, True), ref, spec)
     return DriftContent(
         html=_page(
-            notes, drift_snapshot, quality_snapshot, 0 if labelled is None else len(labelled)
+            notes,
+            drift_snapshot,
+            quality_snapshot,
+            0 if labelled is None else len(labelled),
+            comparison_notes,
         ),
         drift_share=share,
         drifted_columns=[c for c in features if c in column_drift and column_drift[c]["drifted"]],
@@ -146,8 +158,15 @@ def _drift_snapshot(
     )
 
 
-def _page(notes: list[str] | None, drift: Any, quality: Any | None, labelled_rows: int) -> str:
-    """One dashboard: the notes, the drift run's widgets, the quality run's, then every test.
+def _page(
+    notes: list[str] | None,
+    drift: Any,
+    quality: Any | None,
+    labelled_rows: int,
+    comparison: list[str] | None = None,
+) -> str:
+    """One dashboard: the notes, the live comparison, the drift run's widgets, the quality
+    run's, then every test.
 
     Workaround for evidently 0.7.23: a Snapshot renders only itself (`get_html_str`,
     `save_html`), and the widgets it rendered are kept in the private `Snapshot._widgets`, with
@@ -162,6 +181,8 @@ def _page(notes: list[str] | None, drift: Any, quality: Any | None, labelled_row
     sections = []
     if notes:
         sections.append(text_widget(title="About this report", text="\n\n".join(notes)))
+    if comparison:
+        sections.append(text_widget(title="Live comparison", text="\n\n".join(comparison)))
     sections.append(group_widget(title="Data drift and summary", widgets=drift._widgets))
     tests = list(drift.tests_results)
     if quality is not None:

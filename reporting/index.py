@@ -1,5 +1,6 @@
-"""The reports index, `<reports_dir>/index.html`: every report newest first, and trend charts
-(drift share, live metric per day, weekly average of the live metric, champions' test metric).
+"""The reports index, `<reports_dir>/index.html`: every report newest first with its live
+experiment (paired p-value, decision), and trend charts (drift share, live metric per day,
+weekly average of the live metric, each version's live metric, champions' test metric).
 
 It is built from the JSON summaries on disk, so it lists exactly what nginx can serve. The page
 is one static file rendered from `templates/index.html.j2` (autoescaped): inline CSS and SVG, no
@@ -20,7 +21,7 @@ from typing import Any
 from lifecycle.documents import ReportSummary
 from lifecycle.times import TimeValueError, as_utc, parse_time, utcnow
 from reporting.builder import write_atomic
-from reporting.charts import bar_chart, time_chart
+from reporting.charts import bar_chart, lines_chart, time_chart
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "index.html"
@@ -60,6 +61,24 @@ def weekly_metric(summaries: Sequence[ReportSummary]) -> Trend:
     return _grouped(summaries, week)
 
 
+def version_metric(summaries: Sequence[ReportSummary]) -> dict[str, list[tuple[datetime, float]]]:
+    """`{"v<version>": [(window end, live metric)]}`: each version's live metric per report.
+
+    A report with a live comparison (shadow or canary) gives every version it measured, so a
+    challenger's line runs beside the champion's; an older report gives its one version.
+    """
+    series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for s in summaries:
+        measured = (s.get("experiment") or {}).get("live_versions") or {}
+        points = {str(v): m.get("value") for v, m in measured.items()}
+        if not points and s.get("live_metric") is not None:
+            points = {str(s.get("model_version")): s["live_metric"]}
+        for version, value in points.items():
+            if value is not None:
+                series[f"v{version}"].append((s["window_end"], float(value)))
+    return dict(sorted(series.items(), key=lambda kv: _version_key(kv[0])))
+
+
 def render_index(
     summaries: Sequence[ReportSummary],
     champions: Sequence[Champion] = (),
@@ -80,8 +99,9 @@ def render_index(
 def trend_charts(
     summaries: Sequence[ReportSummary], champions: Sequence[Champion], threshold: float
 ) -> list[Any]:
-    """The four charts, as SVG marked safe for the template: drift share per report with the
-    threshold, live metric per day and per ISO week, and each champion's test metric."""
+    """The five charts, as SVG marked safe for the template: drift share per report with the
+    threshold, live metric per day and per ISO week, each version's live metric per report
+    (champion and challengers side by side), and each champion's test metric."""
     from markupsafe import Markup
 
     metric = _metric_name(summaries)
@@ -93,6 +113,7 @@ def trend_charts(
         ),
         _trend_chart(daily_metric(with_metric), f"Live {metric} per day", metric),
         _trend_chart(weekly_metric(with_metric), f"Weekly average {metric}", metric),
+        lines_chart(version_metric(with_metric), f"Live {metric} per version", metric),
         bar_chart(
             [f"v{c['version']}" for c in champions],
             [float(c["value"]) for c in champions],
@@ -177,6 +198,11 @@ def _grouped(summaries: Sequence[ReportSummary], key: Callable[[datetime], str])
         bucket[0] += float(live) * weight
         bucket[1] += weight
     return [(k, v[0] / v[1], int(v[1])) for k, v in sorted(totals.items())]
+
+
+def _version_key(label: str) -> tuple[int, str]:
+    digits = label.removeprefix("v")
+    return (int(digits), "") if digits.isdigit() else (1 << 62, digits)
 
 
 def _metric_name(summaries: Sequence[ReportSummary]) -> str:

@@ -25,6 +25,7 @@ from serving.metrics import ServingMetrics
 from serving.routes import admin, feedback, health
 from serving.routes.predict import PredictionRoutes
 from serving.schemas import openapi
+from serving.shadow import Challenger, challenging
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.spool_dir,
                 settings.mongo_uri,
                 settings.mongo_db,
+                max_queue=settings.log_queue,
                 on_change=lambda queued, spooled: (
                     metrics.log_queue.set(queued),
                     metrics.log_spooled.set(spooled),
@@ -86,10 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.logger.start()
         # Indexes are best effort: MongoDB may be down now; the journal keeps predictions meanwhile.
-        index_task = asyncio.create_task(asyncio.to_thread(_ensure_indexes, store))
+        index_task = asyncio.create_task(
+            asyncio.to_thread(_ensure_indexes, store, settings.prediction_ttl_days)
+        )
         watcher = asyncio.create_task(app.state.holder.run(), name="model-watcher")
         try:
-            yield
+            async with challenging(app.state.challenger, app.state.logger):  # shadow, canary
+                yield
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -108,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.holder = ModelHolder(settings, metrics)
+    app.state.challenger = Challenger.from_settings(settings, metrics)
     app.state.logger = None
     app.state.store = None
     for module in (feedback, admin, health):
@@ -120,8 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _ensure_indexes(store: PredictionStore) -> None:
+def _ensure_indexes(store: PredictionStore, ttl_days: int | None) -> None:
     try:
-        store.ensure_indexes()
+        store.ensure_indexes(ttl_days)
     except Exception as exc:  # MongoDB down at start: the spool covers writes meanwhile
         log.warning("could not create MongoDB indexes now: %s", exc)

@@ -87,9 +87,15 @@ class LoadedModel:
 class ModelHolder:
     """Holds the served model and keeps it in step with the registry alias."""
 
-    def __init__(self, settings: Settings, metrics: ServingMetrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: ServingMetrics, alias: str | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        # The alias followed: the served one, or the shadow / canary challenger's
+        # (serving.shadow), which is not the served model of `mlops_model_info`.
+        self.alias = alias or settings.model_alias
+        self.primary = self.alias == settings.model_alias
         self.current: LoadedModel | None = None
         self.reason = "the model is loading"
         self.checked_at: datetime | None = None  # when the last check of the alias ended
@@ -115,7 +121,7 @@ class ModelHolder:
                 self.checked_at = utcnow()
 
     def _check(self, force: bool) -> str:
-        name, alias = self.settings.model_name, self.settings.model_alias
+        name, alias = self.settings.model_name, self.alias
         try:
             version = registry.version_by_alias(alias, self.settings)
         except registry.RegistryUnavailableError as exc:
@@ -159,9 +165,10 @@ class ModelHolder:
         # (~70 ms each, measured) while prediction-log documents churn the young generations.
         gc.freeze()
         self.metrics.reloads.labels(result="success").inc()
-        self.metrics.set_model(
-            loaded.name, loaded.version, loaded.alias, loaded.loaded_at.timestamp()
-        )
+        if self.primary:
+            self.metrics.set_model(
+                loaded.name, loaded.version, loaded.alias, loaded.loaded_at.timestamp()
+            )
         # INFO: a swap is the watcher doing its job, not something to warn an operator about.
         log.info(
             "serving %s version %s (was %s)",
@@ -191,7 +198,7 @@ class ModelHolder:
         loaded = LoadedModel(
             name=version.name,
             version=str(version.version),
-            alias=self.settings.model_alias,
+            alias=self.alias,
             predictor=predictor,
             validator=validator,
             loaded_at=utcnow(),

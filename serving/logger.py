@@ -104,6 +104,14 @@ class PredictionLogger:
         else:
             self._buffer.append(entry)
 
+    def log_now(self, entries: list[JournalEntry]) -> None:
+        """Journal entries in the caller's thread: once this returns they survive the process
+        dying (the stream consumer checkpoints a batch only after its entries are on disk).
+        The writer thread seals and ships them on its own clock, as it does every entry."""
+        with self._lock:
+            self._track(entries)
+        self._journal(entries)
+
     def pending(self, ids: set[str]) -> set[str]:
         """Which of `ids` were accepted but are not in MongoDB yet (queued or in the journal)."""
         with self._lock:  # the writer moves entries from the queue to the journal under it

@@ -140,3 +140,48 @@ class ServingMetrics:
             multiprocess.MultiProcessCollector(registry, path=str(self.multiproc_dir))
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+# A stream batch is read, predicted, published and checkpointed: tens of ms to seconds.
+BATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class StreamMetrics(ServingMetrics):
+    """The stream consumer's metrics: the model holder's (reloads, model info, predictions)
+    plus records in, out and dead-lettered, batch latency and per-shard lag."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        reg = self.registry
+        self.records_in = Counter(
+            names.STREAM_RECORDS_IN_TOTAL,
+            "Kinesis records read from the input stream, by shard.",
+            ["shard_id"],
+            registry=reg,
+        )
+        self.records_out = Counter(
+            names.STREAM_RECORDS_OUT_TOTAL,
+            "Output records (one per input row) accepted by the results stream.",
+            ["model_version"],
+            registry=reg,
+        )
+        self.dead_letters = Counter(
+            names.STREAM_DEAD_LETTERS_TOTAL,
+            "Input records sent to the dead-letter stream, by reason (json, validation, size).",
+            ["reason"],
+            registry=reg,
+        )
+        self.batch_seconds = Histogram(
+            names.STREAM_BATCH_SECONDS,
+            "One batch: records read, predicted, published and checkpointed.",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
+        self.lag = Gauge(
+            names.STREAM_LAG_SECONDS,
+            "How far the consumer is behind the newest record of a shard (MillisBehindLatest).",
+            ["shard_id"],
+            registry=reg,
+        )
+        for reason in ("json", "validation", "size"):
+            self.dead_letters.labels(reason=reason)

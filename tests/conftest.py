@@ -16,11 +16,14 @@ from lifecycle.settings import get_settings
 
 pytest_plugins = [
     "tests.fixtures.servers",
+    "tests.fixtures.prefect",
     "tests.fixtures.training",
     "tests.fixtures.serving",
     "tests.fixtures.reporting",
     "tests.fixtures.monitoring",
     "tests.fixtures.operations",
+    "tests.fixtures.kinesis",
+    "tests.fixtures.dask",
 ]
 _PREFECT_HOME = pytest.StashKey[str]()
 

@@ -98,6 +98,12 @@ def report_samples(report: ReportSummary) -> list[Sample]:
     model = {"model_name": name}
     version = str(report.get("model_version", ""))
     samples = metric_samples(name, version, report.get("metrics") or {}, "live")
+    # Other versions of the window's live comparison (a shadow or canary challenger).
+    comparison = report.get("experiment") or {}
+    for other, live in (comparison.get("live_versions") or {}).items():
+        if other != version and live.get("value") is not None:
+            metric = {comparison.get("metric") or report.get("primary_metric"): live["value"]}
+            samples += metric_samples(name, str(other), metric, "live")
     drift = _number(report.get("drift_share"))
     if drift is not None:
         samples.append(Sample(names.DATA_DRIFT_SHARE, model, drift))

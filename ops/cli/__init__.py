@@ -12,7 +12,16 @@ import typer
 from lifecycle.errors import LifecycleError
 
 # One module per area; each defines `register(app: typer.Typer) -> None`.
-COMMAND_MODULES = ("train", "serve", "report", "monitor", "operations")
+COMMAND_MODULES = (
+    "train",
+    "serve",
+    "report",
+    "monitor",
+    "operations",
+    "stream",
+    "cluster",
+    "experiment",
+)
 
 
 def build_app() -> typer.Typer:

@@ -90,6 +90,10 @@ def prometheus_config(
         "127.0.0.1:9108", "--exporter", help="host:port of the exporter."
     ),
     alertmanager: str = typer.Option("127.0.0.1:9093", help="host:port of Alertmanager."),
+    stream: str = typer.Option(
+        "",
+        help="host:port of `mlops stream`'s /metrics (e.g. 127.0.0.1:9110); empty: no stream job.",
+    ),
 ) -> None:
     """Render monitoring/prometheus/prometheus.yml for Prometheus on the host (not Compose)."""
     from monitoring.config import dump_yaml
@@ -98,5 +102,10 @@ def prometheus_config(
     _check_host_port(api, "--api")
     _check_host_port(exporter_target, "--exporter")
     _check_host_port(alertmanager, "--alertmanager")
-    dump_yaml(render([api], [exporter_target], [alertmanager]), output)
+    if stream:
+        _check_host_port(stream, "--stream")
+    config = render(
+        [api], [exporter_target], [alertmanager], stream_targets=[stream] if stream else None
+    )
+    dump_yaml(config, output)
     typer.echo(f"wrote {output}")

@@ -26,6 +26,11 @@ def simulate(
     drift: str = typer.Option(
         "0", "--drift", help="drift: a number, or a schedule 'seconds:drift,...' e.g. 0:0,30:0.8."
     ),
+    concept: str = typer.Option(
+        "0",
+        "--concept",
+        help="concept drift (the label model changes): a number or a schedule, e.g. 0:0,30:1.0.",
+    ),
     feedback_share: float = typer.Option(
         0.3, "--feedback-share", min=0, max=1, help="share of predictions that get ground truth."
     ),
@@ -34,23 +39,27 @@ def simulate(
     ),
     batch: int = typer.Option(1, "--batch", min=1, help="rows per request."),
     seed: int = typer.Option(1000, "--seed", help="seed of the synthetic customers."),
+    kinesis: str | None = typer.Option(
+        None, "--kinesis", help="put the records into this Kinesis stream instead (no labels)."
+    ),
 ) -> None:
     """Send synthetic churn traffic to the API, with drift and delayed feedback."""
     import asyncio
 
-    from ops.simulation import DriftSchedule
     from ops.simulation import simulate as run
 
-    try:
-        schedule = DriftSchedule.parse(drift)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--drift") from None
+    schedule, concept_schedule = _schedule(drift, "--drift"), _schedule(concept, "--concept")
     tty = sys.stderr.isatty()
 
     def tick(stats, elapsed: float, level: float) -> None:
         end = "\r" if tty else "\n"
         sys.stderr.write(stats.line(elapsed, level) + end)
         sys.stderr.flush()
+
+    if kinesis:
+        from ops.cli.stream import simulate_into_stream
+
+        raise typer.Exit(simulate_into_stream(kinesis, rate, duration, schedule, batch, seed, tick))
 
     stats = asyncio.run(
         run(
@@ -64,10 +73,16 @@ def simulate(
             seed,
             get_settings().api_key,
             on_tick=tick,
+            concept=concept_schedule,
         )
     )
     if tty:
         sys.stderr.write("\n")
+    _print_summary(stats)
+
+
+def _print_summary(stats) -> None:  # stats: ops.simulation.SimulationStats
+    """The one-line summary of a simulation; exit 1 when no request succeeded."""
     versions = " -> ".join(f"v{v}" for v in stats.version_order) or "none"
     acc = f"{stats.accuracy:.4f}" if stats.accuracy is not None else "n/a"
     typer.echo(
@@ -77,6 +92,17 @@ def simulate(
     )
     if stats.ok == 0:
         raise typer.Exit(1)
+
+
+def _schedule(text: str, option: str):  # -> ops.simulation.DriftSchedule
+    """Parse a --drift / --concept schedule; a bad one is a usage error naming the option."""
+    from ops.simulation import DriftSchedule
+
+    try:
+        return DriftSchedule.parse(text)
+    except ValueError as exc:
+        message = str(exc).replace("drift", option.removeprefix("--"))
+        raise typer.BadParameter(message, param_hint=option) from None
 
 
 def predict_batch(

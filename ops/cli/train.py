@@ -23,17 +23,30 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="seed for split and search (MLOPS_SEED)."),
 ) -> None:
     """Run the train-model flow: search, register, and gate the champion alias."""
+    settings = get_settings()
+    if settings.dask_address:
+        # First, before anything heavy is imported: an unreachable scheduler is a one-line
+        # error within seconds (lifecycle.cluster imports no Prefect).
+        from lifecycle import cluster
+
+        cluster.check_tracking(settings)
+        cluster.probe_scheduler(settings.dask_address)
     from lifecycle.search_space import SPACES
 
     if space is not None and space not in SPACES:
         raise typer.BadParameter(f"expected one of {sorted(SPACES)}", param_hint="--space")
-    from flows.train import run_train_flow
     from lifecycle.data import load_dataset
 
-    settings = get_settings()
-    # Check the source before Prefect starts (a temporary server takes ~10 s), so a bad source
-    # is a one-line error within a second.
+    # Check the source before Prefect is even imported (importing the flows costs ~9 s of CPU,
+    # a temporary server ~10 s more), so a bad source is a one-line error within a second.
     load_dataset(data or settings.data_source, settings.target, settings.task, settings.s3_block)
+    from flows.distributed import prefect_api_url
+    from flows.train import run_train_flow
+    from lifecycle.cluster import check_prefect_api
+
+    # Likewise a cluster's Prefect API (without one the flow would start a temporary server).
+
+    check_prefect_api(settings, prefect_api_url())
 
     result = run_train_flow(
         settings, trials=trials, data_source=data, search_space=space, seed=seed, show_progress=True
@@ -47,6 +60,11 @@ def train(
         f"  search: {len(search.trials)} trials, {search.wall_seconds:.1f} s "
         f"({search.fit_seconds:.1f} s fitting); MLflow run {result.run_id}"
     )
+    if settings.dask_address:
+        typer.echo(
+            f"  cluster: {settings.dask_address}, {len(search.workers)} workers, batches of "
+            f"{search.parallel}; {search.failed} trials failed, {search.retried} retried"
+        )
 
 
 def promote(version: str = typer.Argument(..., help="model version to make champion.")) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pymongo.errors import PyMongoError
 
 from lifecycle.store import PredictionStore
@@ -26,6 +26,7 @@ async def feedback(
     holder: HolderDep,
     store: StoreDep,
     logger: LoggerDep,
+    request: Request,
 ) -> FeedbackAnswer:
     """Store `actual` for one or many prediction ids; unknown ids 404, repeats change nothing."""
     items = body if isinstance(body, list) else [body]
@@ -37,7 +38,8 @@ async def feedback(
         )
     labels = {item.prediction_id: _check_label(holder.current, item) for item in items}
     try:
-        stored = await asyncio.to_thread(_store, store, logger, labels)
+        challenger = request.app.state.challenger  # rows waiting for their shadow score
+        stored = await asyncio.to_thread(_store, store, logger, labels, challenger)
     except PyMongoError as exc:
         raise ApiError(503, f"MongoDB is unreachable, retry later ({type(exc).__name__})") from None
     return FeedbackAnswer(received=len(items), stored=stored)
@@ -62,10 +64,17 @@ def _check_label(model: LoadedModel | None, item: Feedback) -> Any:
     )
 
 
-def _store(store: PredictionStore, logger: PredictionLogger | None, labels: dict[str, Any]) -> int:
+def _store(
+    store: PredictionStore,
+    logger: PredictionLogger | None,
+    labels: dict[str, Any],
+    challenger: Any = None,
+) -> int:
     ids = set(labels)
     known = store.known_prediction_ids(ids)
     missing = ids - known
+    if missing and challenger is not None:
+        missing -= challenger.pending(missing)
     if missing and logger is not None:
         missing -= logger.pending(missing)  # accepted, still queued or spooled
     if missing:

@@ -115,6 +115,9 @@ class PredictionRoutes:
         except ModelNotReadyError as exc:
             error = ApiError(503, f"no model is being served: {exc}", None, mlflow_format)
             status, body = 503, _render_bytes(error)
+        # A length, as Starlette's responses and `mlflow models serve` send: without it uvicorn
+        # answers chunked, and a client cannot tell a whole body from a cut one.
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.state.metrics.observe_request(route, status, time.perf_counter() - start)
@@ -172,6 +175,10 @@ async def predict_records(
     t0 = time.perf_counter()
     state = call.state
     model = state.holder.require()
+    shadow = None
+    challenger = getattr(state, "challenger", None)  # serving.shadow: shadow and canary
+    if challenger is not None:
+        model, shadow = challenger.route(model, call.headers)
     try:
         if len(records) > THREAD_ROWS:
             matrix = await asyncio.to_thread(
@@ -188,21 +195,23 @@ async def predict_records(
     state.metrics.count_predictions(model.version, labels if model.is_classifier else None, n)
     if state.logger is not None:
         # One entry; the logger's writer encodes it (`journal.encode_entry`) off the request.
-        state.logger.log(
-            JournalEntry(
-                ids=ids,
-                ts=time.time(),
-                model_name=model.name,
-                model_version=model.version,
-                records=records if raw is None else raw,
-                predictions=labels,
-                class_keys=model.class_keys,
-                probabilities=proba,
-                latency_ms=(time.perf_counter() - t0) * 1000.0,
-                request_id=call.headers.get("x-request-id") or ids[0],
-                endpoint=endpoint,
-            )
+        entry = JournalEntry(
+            ids=ids,
+            ts=time.time(),
+            model_name=model.name,
+            model_version=model.version,
+            records=records if raw is None else raw,
+            predictions=labels,
+            class_keys=model.class_keys,
+            probabilities=proba,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            request_id=call.headers.get("x-request-id") or ids[0],
+            endpoint=endpoint,
         )
+        if shadow is None:
+            state.logger.log(entry)
+        else:  # scored by the shadow off the request path, then logged
+            challenger.log(state.logger, entry, shadow, model, records, matrix)
     return model, labels, proba, ids
 
 

@@ -199,7 +199,7 @@ def _dashboard_expressions() -> list[tuple[str, str]]:
         items = [
             (f"{path.stem}: {p['title']}", t["expr"])
             for p in dashboard["panels"]
-            for t in p["targets"]
+            for t in p.get("targets", [])  # a row panel is a heading, with no query
         ]
         items += [
             (f"{path.stem}: annotation {a['name']}", a["expr"])

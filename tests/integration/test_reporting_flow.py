@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from flows.report import build_reports
@@ -37,22 +40,25 @@ def _files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
 
 
-def _drift_events(flow_run_id: Any, expect: int, timeout: float = 20.0) -> list[Any]:
-    """Drift events related to one flow run, read back from the Prefect server once `expect`
-    have arrived. Ingestion is asynchronous (the test server persists events in batches off a
-    message bus), so poll. The event arrived 0.3 s after the run on 2 cores at load average 10;
-    20 s leaves room for far worse. Raises WaitTimeout naming the events seen."""
+def _drift_events(
+    flow_run_id: Any, expect: int, timeout: float = 20.0, name: str = DRIFT_EVENT
+) -> list[Any]:
+    """`name` events (drift by default) related to one flow run, read back from the Prefect
+    server once `expect` have arrived. Ingestion is asynchronous (the test server persists
+    events in batches off a message bus), so poll. The event arrived 0.3 s after the run on 2
+    cores at load average 10; 20 s leaves room for far worse. Raises WaitTimeout naming the
+    events seen."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 
     flt = EventFilter(
-        event=EventNameFilter(name=[DRIFT_EVENT]),
+        event=EventNameFilter(name=[name]),
         related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
     )
     with get_client(sync_client=True) as client:
         return wait_until(
             lambda: client.read_events(filter=flt, limit=50).events,
-            f"{expect} {DRIFT_EVENT} event(s) of flow run {flow_run_id}",
+            f"{expect} {name} event(s) of flow run {flow_run_id}",
             timeout,
             interval=0.5,
             done=lambda events: len(events) >= expect,
@@ -151,7 +157,7 @@ def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
 
     index = (report_env.reports_dir / "index.html").read_text()
     assert f'href="{version}/20260105T120000Z.html"' in index
-    assert index.count("<svg") == 4
+    assert index.count("<svg") == 5
 
     flow_run_id = state.state_details.flow_run_id
     events = _drift_events(flow_run_id, expect=1)
@@ -283,3 +289,88 @@ def test_mlops_report_runs_the_flow(
     assert outcome.exit_code == 0, outcome.output
     assert f"report v{reporting_model.version} 300 rows" in outcome.output
     assert (report_env.reports_dir / reporting_model.version / "20260105T120000Z.html").exists()
+
+
+@contextlib.contextmanager
+def _champion_at(settings: Settings, version: str) -> Iterator[Any]:
+    """`champion` on `version` for the block; then every alias as it was (the registry is the
+    session's: other reporting tests use it). Yields the MLflow client."""
+    from lifecycle import registry
+
+    client = registry.client(settings)
+    before = registry.aliases(settings)
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
+    try:
+        yield client
+    finally:
+        for alias in (registry.CHAMPION, registry.PREVIOUS, registry.CHALLENGER):
+            if alias in before:
+                client.set_registered_model_alias(settings.model_name, alias, before[alias])
+            elif alias in registry.aliases(settings):
+                client.delete_registered_model_alias(settings.model_name, alias)
+
+
+def _discordant(seeded: SeededWindow, shadow: Any) -> tuple[int, int]:
+    """McNemar's b and c counted by hand: labelled rows only the champion, or only the
+    shadow, got right."""
+    by_id = dict(zip(seeded.ids, zip(seeded.predictions, shadow, strict=True), strict=True))
+    pairs = [(by_id[pid], y) for pid, y in seeded.labels.items()]
+    b = sum(a == y and s != y for (a, s), y in pairs)
+    c = sum(a != y and s == y for (a, s), y in pairs)
+    return b, c
+
+
+def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it(
+    reporting_model: TrainedModel,
+    report_env: Settings,
+    reports_prefect: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window answered by the champion and scored by a shadow that is right far more often:
+    the page, the JSON, the document and the index carry the paired comparison, its McNemar
+    p-value is scipy's binomtest on the discordant pairs, and the flow promotes the shadow."""
+    from scipy.stats import binomtest
+
+    from lifecycle import registry
+    from lifecycle.events import CHALLENGER_PROMOTED
+    from lifecycle.settings import get_settings
+
+    champion, shadow = reporting_model.version, reporting_model.next_version
+    monkeypatch.setenv("MLOPS_AUTO_PROMOTE", "true")
+    get_settings.cache_clear()
+    settings = get_settings()
+    frame = generate_churn(1500, seed=23)
+    truth = frame["churn"].to_numpy()
+    better = np.where(np.random.default_rng(3).random(len(truth)) < 0.97, truth, 1 - truth)
+    with _champion_at(settings, champion):
+        seeded = seed_window(
+            _store(settings), frame, _predict(reporting_model), END, WINDOW, champion,
+            reporting_model.model_name, 0.4, seed=8, shadow=(shadow, better.tolist()),
+        )  # fmt: skip
+
+        state = build_reports(window="3h", end=END, return_state=True)
+
+        assert state.is_completed(), state.message
+        result = state.result()
+        b, c = _discordant(seeded, better)
+        doc = _store(settings).latest_report(reporting_model.model_name)
+        for record in (result, json.loads(Path(result["json_path"]).read_text()), doc):
+            experiment, paired = record["experiment"], record["experiment"]["paired"]
+            assert (paired["champion"], paired["challenger"]) == (champion, shadow)
+            assert paired["pairs"] == len(seeded.labels)
+            assert (paired["champion_wins"], paired["challenger_wins"]) == (b, c)
+            assert paired["p_value"] == pytest.approx(binomtest(min(b, c), b + c).pvalue)
+            assert set(experiment["live_versions"]) == {champion, shadow}
+            promote = experiment["decisions"][0]
+            assert promote["action"] == "promote" and promote["acted"], promote
+            assert promote["version"] == shadow
+        assert registry.aliases(settings)[registry.CHAMPION] == shadow
+
+        page = Path(result["html_path"]).read_text()
+        assert "Live comparison" in page and f"paired v{shadow} vs v{champion}" in page
+        index = (settings.reports_dir / "index.html").read_text()
+        assert f"v{shadow} vs v{champion}: p" in index and f"promoted v{shadow}</span>" in index
+        assert 'aria-label="Live accuracy per version"' in index
+        flow_run_id = state.state_details.flow_run_id
+        promoted = _drift_events(flow_run_id, expect=1, name=CHALLENGER_PROMOTED)
+        assert promoted[0].payload["from_version"] == champion

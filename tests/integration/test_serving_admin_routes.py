@@ -215,7 +215,9 @@ def test_prediction_log_document_matches_the_answer(api) -> None:
         "latency_ms",
         "request_id",
         "endpoint",
+        "sample_key",
     }
+    assert 0.0 <= doc["sample_key"] < 1.0  # what a report's sampled read filters on
     assert doc["features"] == record and doc["request_id"] == "req-42"
     assert doc["endpoint"] == "/predict" and doc["model_version"] == r.json()["model_version"]
     assert doc["prediction"] == r.json()["predictions"][0]

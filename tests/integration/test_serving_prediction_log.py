@@ -18,11 +18,10 @@ import httpx
 import pytest
 
 from lifecycle import journal
-from lifecycle.settings import get_settings
 from lifecycle.waiting import wait_until
 from tests.fixtures.servers import MongoServer, free_port
 from tests.fixtures.serving import api_env, churn_records, metric_value, mongo_collection
-from tests.fixtures.training import train_small
+from tests.fixtures.training import TrainedRegistry, copy_registry
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +36,13 @@ SHIP_SECONDS = 90.0
 
 
 def test_mongo_outage_under_load_loses_and_duplicates_nothing(
-    prefect_harness, mlops_home, start_api, tmp_path
+    trained_registry: TrainedRegistry, mlops_home, start_api, tmp_path
 ) -> None:
     # Its own MongoDB-wire server: this test stops it, and counts every document in it.
     mongo = MongoServer(free_port(), tmp_path / "nx.db", tmp_path)
     mongo.start()
     try:
-        train_small(get_settings(), trials=2, seed=1)
+        copy_registry(trained_registry.settings, mlops_home)  # a champion to serve
         db = f"log{uuid.uuid4().hex[:8]}"
         server = start_api(api_env(mlops_home, mongo.uri, db))
         ids, statuses, during = asyncio.run(_load_through_outage(server.url, mongo))

@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lifecycle.settings import Settings
 from lifecycle.waiting import wait_until
 from tests.fixtures.servers import free_port, stop_process, wait_for_port
 from tests.fixtures.serving import api_env, churn_records
-from tests.fixtures.training import SMALL_SOURCE, train_small
+from tests.fixtures.training import TrainedRegistry, copy_registry
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +25,10 @@ POLL_SECONDS = 1.0  # api_env's MLOPS_MODEL_POLL_SECONDS
 
 
 def test_api_waits_for_the_registry_then_serves_without_restart(
-    prefect_harness, tmp_path, mongo_server, start_api
+    trained_registry: TrainedRegistry, tmp_path, mongo_server, start_api
 ) -> None:
     registry_home = tmp_path / "registry"
-    trained = train_small(
-        Settings(MLOPS_HOME=str(registry_home), MLOPS_DATA_SOURCE=SMALL_SOURCE), trials=2
-    )
+    copy_registry(trained_registry.settings, registry_home)  # the store the server will serve
     port = free_port()
     env = api_env(
         tmp_path / "api",
@@ -76,14 +73,16 @@ def test_api_waits_for_the_registry_then_serves_without_restart(
                 raise AssertionError(f"{exc}\n{api.logs()}") from None
             served = client.post("/predict", json=row)
             assert served.status_code == 200
-            assert served.json()["model_version"] == trained.version
+            assert served.json()["model_version"] == trained_registry.version
         finally:
             stop_process(server)
 
         _wait_for_polls(client, 3)  # several polls against a registry that is gone
         assert client.get("/ready").status_code == 200
         again = client.post("/predict", json=row)
-        assert again.status_code == 200 and again.json()["model_version"] == trained.version
+        assert (
+            again.status_code == 200 and again.json()["model_version"] == trained_registry.version
+        )
 
 
 def _wait_for_polls(client: httpx.Client, polls: int) -> None:

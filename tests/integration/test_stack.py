@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from lifecycle import synthetic
 from lifecycle.waiting import wait_until
+from tests.fixtures.prefect import database_template
 from tests.fixtures.servers import free_port, require_binary
 
 pytestmark = pytest.mark.integration
@@ -102,6 +104,12 @@ def stack_env(home: Path) -> dict[str, str]:
 def test_stack_starts_serves_and_stops_without_leftovers(tmp_path: Path) -> None:
     require_binary("nginx")
     ports = {name: free_port() for name in ("api", "mlflow", "prefect", "mongo", "nginx")}
+    # The stack's Prefect server finds a database already migrated (the suite's template):
+    # what is under test is the stack, not Prefect's two minutes of first-start migrations on
+    # two loaded cores.
+    prefect_home = tmp_path / "mlops" / "prefect"
+    prefect_home.mkdir(parents=True)
+    shutil.copyfile(database_template(), prefect_home / "prefect.db")
     log = (tmp_path / "stack.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "mlops"), "up", *[f"--{k}-port={v}" for k, v in ports.items()]],

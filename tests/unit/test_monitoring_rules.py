@@ -115,9 +115,11 @@ def test_rules_and_dashboards_use_only_design_metric_names() -> None:
     serving = {
         metric_names.REQUESTS_TOTAL, metric_names.REQUEST_LATENCY_SECONDS,
         metric_names.PREDICTIONS_TOTAL, metric_names.MODEL_INFO, metric_names.PREDICTION_LOG_QUEUE,
-        metric_names.PREDICTION_LOG_SPOOLED,
+        metric_names.PREDICTION_LOG_SPOOLED, metric_names.STREAM_RECORDS_IN_TOTAL,
+        metric_names.STREAM_RECORDS_OUT_TOTAL, metric_names.STREAM_DEAD_LETTERS_TOTAL,
+        metric_names.STREAM_BATCH_SECONDS, metric_names.STREAM_LAG_SECONDS,
     }  # fmt: skip
-    assert serving <= used
+    assert serving <= used, serving - used
 
 
 def test_stale_rule_threshold_is_36_hours_by_default() -> None:
@@ -135,6 +137,22 @@ def test_rendered_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["api"]["metrics_path"] == "/metrics"
     assert jobs["exporter"]["static_configs"] == [{"targets": ["127.0.0.1:9108"]}]
+    assert "stream" not in jobs  # no consumer given: no job that could only report up == 0
+
+
+def test_rendered_prometheus_config_scrapes_the_stream_consumer_when_given(
+    tmp_path: Path,
+) -> None:
+    config = prometheus_config(
+        ["127.0.0.1:8000"], ["127.0.0.1:9108"], ["127.0.0.1:9093"],
+        scrape_interval="1s", stream_targets=["127.0.0.1:9110"],
+    )  # fmt: skip
+    path = dump_yaml(config, tmp_path / "prometheus.yml")
+    result = run(require_binary("promtool"), "check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["stream"]["static_configs"] == [{"targets": ["127.0.0.1:9110"]}]
+    assert jobs["stream"]["metrics_path"] == "/metrics"
 
 
 def test_shipped_prometheus_config_scrapes_api_and_exporter() -> None:
@@ -197,7 +215,7 @@ def _dashboard(name: str) -> dict:
 
 
 def _exprs(panel: dict) -> str:
-    return " ".join(t["expr"] for t in panel["targets"])
+    return " ".join(t["expr"] for t in panel.get("targets", []))  # a row has none
 
 
 def test_model_quality_dashboard_has_the_required_panels() -> None:
@@ -226,6 +244,10 @@ def test_service_dashboard_has_the_required_panels() -> None:
     assert "by (label)" in panels["Predictions per class"]
     queue = panels["Prediction log queue and spool"]
     assert "mlops_prediction_log_queue" in queue and "mlops_prediction_log_spooled" in queue
+    flow = panels["Stream records in / out / dead-lettered"]
+    assert "by (model_version)" in flow and "by (reason)" in flow
+    lag = panels["Stream lag and batch latency"]
+    assert "mlops_stream_lag_seconds" in lag and "mlops_stream_batch_seconds_bucket" in lag
 
 
 def test_grafana_provisioning_matches_the_dashboards() -> None:
@@ -244,6 +266,27 @@ def test_grafana_provisioning_matches_the_dashboards() -> None:
         ids = [p["id"] for p in dash["panels"]]
         assert len(ids) == len(set(ids)), path.name
         for panel in dash["panels"]:
+            if panel["type"] == "row":  # a section heading: no query of its own
+                continue
             assert panel["datasource"]["uid"] == datasource["uid"], (path.name, panel["title"])
             assert panel["targets"] and all(t["expr"] for t in panel["targets"])
     assert len(uids) == 2
+
+
+def test_prometheus_config_command_adds_the_stream_job_and_names_a_bad_target(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from ops.cli import build_app
+
+    out = tmp_path / "prometheus.yml"
+    result = CliRunner().invoke(
+        build_app(), ["prometheus-config", "-o", str(out), "--stream", "127.0.0.1:9110"]
+    )
+    assert result.exit_code == 0, result.output
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.read_text())["scrape_configs"]}
+    assert jobs["stream"]["static_configs"] == [{"targets": ["127.0.0.1:9110"]}]
+    bad = CliRunner().invoke(build_app(), ["prometheus-config", "-o", str(out), "--stream", "x"])
+    assert bad.exit_code == 2
+    assert "--stream" in bad.output and "host:port" in bad.output

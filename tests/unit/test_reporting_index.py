@@ -16,6 +16,7 @@ from reporting.index import (
     daily_metric,
     load_summaries,
     render_index,
+    version_metric,
     weekly_metric,
     write_index,
 )
@@ -65,7 +66,53 @@ def test_weekly_metric_groups_by_iso_week() -> None:
     ]
 
 
-def test_render_index_lists_reports_newest_first_with_four_charts() -> None:
+def _experiment(champion: float, challenger: float | None, p: float, action: str = "none"):
+    live = {"1": {"version": "1", "rows": 300, "value": champion, "low": 0.5, "high": 0.7}}
+    if challenger is not None:
+        live["2"] = {"version": "2", "rows": 300, "value": challenger, "low": 0.7, "high": 0.9}
+    paired = {
+        "champion": "1", "challenger": "2", "pairs": 300, "test": "mcnemar-exact",
+        "p_value": p, "champion_metric": champion, "challenger_metric": challenger,
+        "champion_wins": 20, "challenger_wins": 80,
+    }  # fmt: skip
+    reason = f"promoted v2: significantly better, p={p:.4g}"
+    decision = {"action": action, "version": "2" if action != "none" else None,
+                "acted": action != "none", "reason": reason}  # fmt: skip
+    return {"champion": "1", "metric": "accuracy", "live_versions": live, "paired": paired,
+            "decisions": [decision]}  # fmt: skip
+
+
+def test_version_metric_gives_each_version_its_own_line() -> None:
+    summaries = [
+        _summary(MONDAY, 0.80, 100),  # before the shadow: one version
+        _summary(MONDAY + timedelta(hours=3), 0.62, 300, experiment=_experiment(0.62, 0.79, 0.2)),
+        _summary(MONDAY + timedelta(hours=6), 0.60, 300, experiment=_experiment(0.60, 0.81, 1e-5)),
+        _summary(MONDAY + timedelta(hours=9), None, 0),  # no labels yet: no point
+    ]
+    series = version_metric(summaries)
+    assert list(series) == ["v1", "v2"]
+    assert [v for _, v in series["v1"]] == [0.80, 0.62, 0.60]
+    assert series["v2"] == [
+        (MONDAY + timedelta(hours=3), 0.79),
+        (MONDAY + timedelta(hours=6), 0.81),
+    ]
+
+
+def test_render_index_shows_the_paired_p_value_decision_and_version_lines() -> None:
+    summaries = [
+        _summary(MONDAY + timedelta(hours=6), 0.60, 300,
+                 experiment=_experiment(0.60, 0.81, 1.2e-5, "promote")),
+        _summary(MONDAY + timedelta(hours=3), 0.62, 300, experiment=_experiment(0.62, 0.79, 0.2)),
+    ]  # fmt: skip
+    page = render_index(summaries)
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert "v2 vs v1: p 1.2e-05" in rows[0] and "promoted v2</span>" in rows[0]
+    assert "v2 vs v1: p 0.2" in rows[1] and "promoted" not in rows[1]
+    chart = page.split('aria-label="Live accuracy per version"')[1].split("</svg>")[0]
+    assert ">v1<" in chart and ">v2<" in chart  # the legend, as text
+
+
+def test_render_index_lists_reports_newest_first_with_five_charts() -> None:
     summaries = [
         _summary(MONDAY + timedelta(hours=3 * i), 0.8, 100, version=str(1 + i // 4))
         for i in range(8)
@@ -76,21 +123,21 @@ def test_render_index_lists_reports_newest_first_with_four_charts() -> None:
     links = re.findall(r'<a href="([^"]+)"', page)
     assert links == [s["relative_html"] for s in summaries]
     assert links[0] == "2/20260302T210000Z.html"
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == 5
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
     # The charts' only references are to their own definitions (markers, clip paths)...
     assert all(ref.startswith("#") for ref in re.findall(r'xlink:href="([^"]+)"', page))
     assert all(ref.startswith("#") for ref in re.findall(r"url\(([^)]+)\)", page))
-    # ... whose ids stay unique across the four inline SVGs.
+    # ... whose ids stay unique across the five inline SVGs.
     ids = re.findall(r' id="([^"]+)"', page)
     assert len(ids) == len(set(ids))
 
 
 def test_render_index_without_reports_shows_placeholders() -> None:
     page = render_index([])
-    assert page.count("<svg") == 4 and page.count("no data yet") == 4
+    assert page.count("<svg") == 5 and page.count("no data yet") == 5
     assert "No reports yet" in page
 
 
@@ -110,7 +157,7 @@ def test_render_index_charts_keep_text_from_the_registry_literal() -> None:
 def test_render_index_many_reports_keeps_every_trend_point() -> None:
     summaries = [_summary(MONDAY - timedelta(hours=3 * i), 0.8, 10) for i in range(400)]
     page = render_index(summaries)
-    assert page.count("<svg") == 4 and page.count("<tr><td>") == 400
+    assert page.count("<svg") == 5 and page.count("<tr><td>") == 400
     daily = page.split('aria-label="Live accuracy per day"')[1].split("</svg>")[0]
     days = {s["window_end"].date() for s in summaries}
     assert len(days) > 16  # past the labelled bars: these are drawn as one collection
