@@ -101,6 +101,9 @@ def _start_mlflow_server(home: Path, port: int, tmp_path: Path) -> subprocess.Po
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))},
         "PATH": f"{MLFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # MLflow 3 starts seven huey job consumers by default (GenAI jobs this project never
+        # runs): ~1.4 GB and a core for seconds, and orphans once the outage kills the server.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     with open(tmp_path / "mlflow-server.log", "wb") as log:
         proc = subprocess.Popen(
