@@ -94,8 +94,11 @@ def _cluster_client(address: str) -> Any:
 def _retried(client: Any, future: Any) -> bool:
     """Whether the scheduler ran this trial more than once (its worker was lost mid-trial)."""
     key = future.wrapped_future.key
-    story = client.story(key, on_error="ignore")
-    return sum(1 for step in story if len(step) > 2 and step[2] == "processing") > 1
+    # The scheduler's story only: Client.story also asks every worker, and a worker that hangs
+    # (SIGSTOP, a swapping host) would hang the search with it until that worker is removed.
+    story = client.sync(client.scheduler.get_story, keys_or_stimuli=[key])
+    # (key, start, finish, recommendations, stimulus_id, timestamp): entries into processing
+    return sum(1 for step in story if step[2] == "processing") > 1
 
 
 def _outcome(future: Any, number: int, logger: Any) -> search.TrialResult | None:

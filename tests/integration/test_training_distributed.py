@@ -203,47 +203,35 @@ def test_worker_killed_mid_search_the_search_completes_and_counts_it(
 
 
 def _kill_a_busy_worker(cluster: DaskCluster, settings: Settings, killed: list[str]) -> None:
-    """SIGKILL a worker while it runs a trial, once two trials are logged (mid-search)."""
+    """SIGKILL a worker that holds a trial, once two trials are logged (mid-search).
+
+    A trial of this search takes ~0.1 s, so a snapshot of the scheduler's `processing()`
+    followed by SIGKILL mostly lands between trials. Instead the worker is frozen first
+    (SIGSTOP): whatever it runs now, or is handed in the next batch, it cannot finish, and the
+    scheduler, which does not know it is frozen, keeps the trial on it until the SIGKILL."""
     from distributed import Client
 
     pids = cluster.worker_pids()
-    with Client(cluster.address, timeout="10s", set_as_default=False) as client:
-
-        def busy_worker() -> str | None:
-            if _logged_trials(settings) < 2:
-                return None
-            worker = next((w for w, keys in client.processing().items() if keys), None)
-            return (
-                worker
-                if worker is not None and _frozen_mid_trial(client, worker, pids[worker])
-                else None
+    worker = next(iter(pids))
+    # 120 s: the flow run starts, loads and splits the data, and the workers import XGBoost
+    # and MLflow for their first trials, all on two loaded cores.
+    wait_until(lambda: _logged_trials(settings), "two trials logged", 120, 0.05, done=_two)
+    os.kill(pids[worker], signal.SIGSTOP)
+    try:
+        with Client(cluster.address, timeout="10s", set_as_default=False) as client:
+            wait_until(
+                lambda: client.processing().get(worker),
+                "a trial on the frozen worker",
+                60,
+                interval=0.05,
             )
-
-        # 120 s: the flow run starts, loads and splits the data, and the workers import
-        # XGBoost and MLflow for their first trials, all on two loaded cores.
-        worker = wait_until(busy_worker, "a worker frozen mid-trial after two", 120, 0.05)
-    os.kill(pids[worker], signal.SIGKILL)
+    finally:
+        os.kill(pids[worker], signal.SIGKILL)
     killed.append(worker)
 
 
-def _frozen_mid_trial(client, address: str, pid: int) -> bool:
-    """SIGSTOP the worker; True when its trial is still unfinished half a second later (a
-    stopped worker cannot finish it, and a result already on its way lands by then), else
-    SIGCONT and False. A trial of this search takes ~0.1 s: a plain snapshot of the
-    scheduler's `processing()` followed by SIGKILL mostly kills a worker between trials."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_until(
-            lambda: client.processing().get(address),
-            "the frozen worker's trial to leave processing",
-            0.5,
-            interval=0.05,
-            done=lambda keys: not keys,
-        )
-    except TimeoutError:
-        return True  # still processing on a stopped worker: interrupted mid-trial
-    os.kill(pid, signal.SIGCONT)
-    return False
+def _two(count: int) -> bool:
+    return count >= 2
 
 
 def _logged_trials(settings: Settings) -> int:
