@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from reporting.nginx import NginxConfig
+
 TEMPLATE = Template(
     """\
 # Rendered by ops/load_balancer.py (make up with MLOPS_API_REPLICAS > 1): least_conn over the API
@@ -87,25 +89,12 @@ ${SERVERS}
 
 
 @dataclass(frozen=True)
-class LoadBalancer:
-    """A rendered config and the prefix it expects (`nginx -c conf -p prefix`)."""
+class LoadBalancer(NginxConfig):
+    """The balancer's rendered config and prefix, run in the foreground as the reports' nginx
+    is (a supervisor or a test owns the process), with nginx found where Debian puts it."""
 
-    conf: Path
-    prefix: Path
-
-    def command(self, binary: str | None = None) -> list[str]:
-        """nginx in the foreground (a supervisor or a test owns the process)."""
-        return [
-            binary or nginx_binary(),
-            "-c",
-            str(self.conf),
-            "-p",
-            str(self.prefix),
-            "-e",
-            str(self.prefix / "error.log"),
-            "-g",
-            "daemon off;",
-        ]
+    def command(self, binary: str | None = None, user: str | None = None) -> list[str]:
+        return super().command(binary or nginx_binary(), user)
 
 
 def nginx_binary() -> str:

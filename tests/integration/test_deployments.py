@@ -18,6 +18,7 @@ import pytest
 from lifecycle import synthetic
 from lifecycle.settings import Settings
 from lifecycle.waiting import wait_until
+from tests.fixtures.prefect import make_deploy
 from tests.fixtures.servers import MongoServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -61,15 +62,7 @@ def deployed(
         "PREFECT_WORKER_WEBSERVER_PORT": str(free_port()),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    applied = subprocess.run(
-        [sys.executable, "-m", "deployments"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert applied.returncode == 0, applied.stdout + applied.stderr
+    applied = make_deploy(env)
     log = (home.parent / "worker.log").open("wb")
     worker = subprocess.Popen(
         [str(BIN / "prefect"), "worker", "start", "--pool", "lifecycle"],
@@ -79,7 +72,7 @@ def deployed(
         stderr=subprocess.STDOUT,
     )
     try:
-        yield {"env": env, "home": home, "url": prefect_server, "applied": applied.stdout}
+        yield {"env": env, "home": home, "url": prefect_server, "applied": applied}
     finally:
         # The worker ignores the first SIGTERM (DEPENDENCIES.md): send it twice.
         for _ in range(2):

@@ -30,6 +30,7 @@ import pytest
 
 from lifecycle.waiting import wait_until
 from ops.load_balancer import write_config
+from tests.fixtures.load import Answer, post_until
 from tests.fixtures.servers import (
     MongoServer,
     free_port,
@@ -50,14 +51,6 @@ CONCURRENCY = 16
 SWAP_SLACK_SECONDS = 4.0
 # Bounds of waits that end as soon as their condition holds, for a loaded 2-core machine.
 WAIT_SECONDS = 120.0
-
-
-@dataclass
-class Answer:
-    started: float
-    status: int
-    version: str | None
-    ids: list[str]
 
 
 @dataclass
@@ -121,31 +114,8 @@ def cluster(trained_registry, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 async def _load(url: str, answers: list[Answer], stop: asyncio.Event) -> None:
-    """CONCURRENCY clients posting one row each, until stopped and MIN_REQUESTS are done."""
     rows = churn_records(200, seed=17)
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-
-        async def worker(k: int) -> None:
-            i = k
-            while not stop.is_set() or len(answers) < MIN_REQUESTS:
-                started = time.monotonic()
-                try:
-                    r = await client.post("/predict", json=rows[i % len(rows)])
-                    body = r.json() if r.status_code == 200 else {}
-                    answers.append(
-                        Answer(
-                            started,
-                            r.status_code,
-                            body.get("model_version"),
-                            body.get("prediction_ids", []),
-                        )
-                    )
-                except httpx.HTTPError as exc:  # a failed request counts as a failure
-                    answers.append(Answer(started, 0, repr(exc), []))
-                i += CONCURRENCY
-
-        await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
+    await post_until(url, rows, answers, stop, CONCURRENCY, MIN_REQUESTS, timeout=60)
 
 
 def _move_alias(c: Cluster) -> tuple[str, datetime]:

@@ -17,6 +17,7 @@ import pytest
 from lifecycle import registry
 from lifecycle.settings import Settings, get_settings
 from lifecycle.waiting import wait_until
+from tests.fixtures.load import Answer, post_until
 from tests.fixtures.serving import (
     ApiServer,
     api_env,
@@ -42,14 +43,6 @@ WAIT_SECONDS = 120.0
 
 
 @dataclass
-class Answer:
-    started: float
-    ended: float
-    status: int
-    version: str | None
-
-
-@dataclass
 class Scenario:
     """What the load saw, and what the test did, when."""
 
@@ -64,23 +57,7 @@ class Scenario:
 
 async def _load(url: str, answers: list[Answer], stop: asyncio.Event) -> None:
     rows = churn_records(200, seed=31)
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-
-        async def worker(k: int) -> None:
-            i = k
-            while not stop.is_set() or len(answers) < MIN_REQUESTS:
-                started = time.monotonic()
-                try:
-                    r = await client.post("/predict", json=rows[i % len(rows)])
-                    version = r.json().get("model_version") if r.status_code == 200 else None
-                    status = r.status_code
-                except httpx.HTTPError as exc:  # a failed request counts as a failure
-                    status, version = 0, repr(exc)
-                answers.append(Answer(started, time.monotonic(), status, version))
-                i += CONCURRENCY
-
-        await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
+    await post_until(url, rows, answers, stop, CONCURRENCY, MIN_REQUESTS, timeout=30)
 
 
 def _checked_at(url: str) -> datetime:

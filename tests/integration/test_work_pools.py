@@ -11,8 +11,6 @@ the session's server.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import yaml
 
 from deployments import pools
 from lifecycle.settings import Settings
-from tests.fixtures.prefect import PrefectServer, start_prefect_server
+from tests.fixtures.prefect import PrefectServer, make_deploy, start_prefect_server
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,17 +52,7 @@ def _make_deploy(server: PrefectServer, pool_type: str, home: Path) -> str:
         "MLOPS_HOME": str(home),
         "LIFECYCLE_WORK_POOL_TYPE": pool_type,
     }
-    # 300 s: five Prefect CLI processes (each imports Prefect) on two loaded cores.
-    result = subprocess.run(
-        [sys.executable, "-m", "deployments"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+    return make_deploy(env)
 
 
 def _read_back(url: str, pool_name: str) -> tuple[Any, dict[str, Any]]:
