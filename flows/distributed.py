@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,14 +92,16 @@ def _cluster_client(address: str) -> Any:
         raise ClusterError(f"Dask scheduler MLOPS_DASK_ADDRESS={address}: {exc}") from None
 
 
-def _retried(client: Any, future: Any) -> bool:
-    """Whether the scheduler ran this trial more than once (its worker was lost mid-trial)."""
-    key = future.wrapped_future.key
-    # The scheduler's story only: Client.story also asks every worker, and a worker that hangs
-    # (SIGSTOP, a swapping host) would hang the search with it until that worker is removed.
-    story = client.sync(client.scheduler.get_story, keys_or_stimuli=[key])
+def _retried(client: Any, futures: list[Any]) -> list[bool]:
+    """Per trial of a batch: whether the scheduler ran it more than once (its worker was lost
+    mid-trial). One round trip for the batch, to the scheduler only: Client.story also asks
+    every worker, and a worker that hangs (SIGSTOP, a swapping host) would hang the search with
+    it until that worker is removed."""
+    keys = [future.wrapped_future.key for future in futures]
+    story = client.sync(client.scheduler.get_story, keys_or_stimuli=keys)
     # (key, start, finish, recommendations, stimulus_id, timestamp): entries into processing
-    return sum(1 for step in story if step[2] == "processing") > 1
+    runs = Counter(step[0] for step in story if step[2] == "processing")
+    return [runs[key] > 1 for key in keys]
 
 
 def _outcome(future: Any, number: int, logger: Any) -> search.TrialResult | None:
@@ -208,9 +211,11 @@ class _Batches:
     def collect(self, suggestions: list[Suggestion], futures: list[Any]) -> None:
         """Wait for one batch; tell TPE every result in trial order (a failure as a failure)."""
         losses: dict[int, float | None] = {}
-        for suggestion, future in zip(suggestions, futures, strict=True):
-            outcome = _outcome(future, suggestion.number, self.logger)
-            self.retried += _retried(self.client, future)
+        outcomes = [
+            _outcome(f, s.number, self.logger) for s, f in zip(suggestions, futures, strict=True)
+        ]
+        self.retried += sum(_retried(self.client, futures))
+        for suggestion, outcome in zip(suggestions, outcomes, strict=True):
             if outcome is None:
                 self.failed += 1
                 losses[suggestion.number] = None

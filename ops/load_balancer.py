@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -88,7 +87,6 @@ ${SERVERS}
 )
 
 
-@dataclass(frozen=True)
 class LoadBalancer(NginxConfig):
     """The balancer's rendered config and prefix, run in the foreground as the reports' nginx
     is (a supervisor or a test owns the process), with nginx found where Debian puts it."""

@@ -4,9 +4,7 @@ the registry goes away again, the API keeps serving."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,13 +12,12 @@ import httpx
 import pytest
 
 from lifecycle.waiting import wait_until
-from tests.fixtures.servers import free_port, stop_process, wait_for_port
+from tests.fixtures.servers import free_port, launch_mlflow_server, stop_process, wait_for_port
 from tests.fixtures.serving import api_env, churn_records
 from tests.fixtures.training import TrainedRegistry, copy_registry
 
 pytestmark = pytest.mark.integration
 
-MLFLOW = Path(sys.executable).parent / "mlflow"
 POLL_SECONDS = 1.0  # api_env's MLOPS_MODEL_POLL_SECONDS
 
 
@@ -98,30 +95,6 @@ def _wait_for_polls(client: httpx.Client, polls: int) -> None:
 
 
 def _start_mlflow_server(home: Path, port: int, tmp_path: Path) -> subprocess.Popen:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))},
-        "PATH": f"{MLFLOW.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        # MLflow 3 starts seven huey job consumers by default (GenAI jobs this project never
-        # runs): ~1.4 GB and a core for seconds, and orphans once the outage kills the server.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    with open(tmp_path / "mlflow-server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(MLFLOW),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{home / 'mlflow.db'}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = launch_mlflow_server(home / "mlflow.db", port, tmp_path / "mlflow-server.log")
     wait_for_port(port, 120, proc)
     return proc

@@ -215,7 +215,9 @@ def _kill_a_busy_worker(cluster: DaskCluster, settings: Settings, killed: list[s
     worker = next(iter(pids))
     # 120 s: the flow run starts, loads and splits the data, and the workers import XGBoost
     # and MLflow for their first trials, all on two loaded cores.
-    wait_until(lambda: _logged_trials(settings), "two trials logged", 120, 0.05, done=_two)
+    wait_until(
+        lambda: _logged_trials(settings), "two trials logged", 120, 0.05, done=lambda n: n >= 2
+    )
     os.kill(pids[worker], signal.SIGSTOP)
     try:
         with Client(cluster.address, timeout="10s", set_as_default=False) as client:
@@ -228,10 +230,6 @@ def _kill_a_busy_worker(cluster: DaskCluster, settings: Settings, killed: list[s
     finally:
         os.kill(pids[worker], signal.SIGKILL)
     killed.append(worker)
-
-
-def _two(count: int) -> bool:
-    return count >= 2
 
 
 def _logged_trials(settings: Settings) -> int:
