@@ -11,7 +11,7 @@ the session's server.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import yaml
 
 from deployments import pools
 from lifecycle.settings import Settings
-from tests.fixtures.prefect import PrefectServer, make_deploy, start_prefect_server
+from tests.fixtures.prefect import make_deploy
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +35,20 @@ INSTALL = {
 }
 
 
+@dataclass(frozen=True)
+class PoolServer:
+    url: str
+    home: Path  # the deploying CLI's PREFECT_HOME
+
+
 @pytest.fixture(scope="module")
-def pool_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    server = start_prefect_server(tmp_path_factory.mktemp("pools-prefect"))
-    yield server
-    server.stop()
+def pool_server(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> PoolServer:
+    """The session's Prefect server: these deployments have no worker and no automation, so
+    nothing runs from them, and a server of their own would cost a start (~10 s of CPU)."""
+    return PoolServer(prefect_server, tmp_path_factory.mktemp("pools-prefect-home"))
 
 
-def _make_deploy(server: PrefectServer, pool_type: str, home: Path) -> str:
+def _make_deploy(server: PoolServer, pool_type: str, home: Path) -> str:
     """`python -m deployments` (what `make deploy` runs) for one pool type; its output."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "LIFECYCLE_"))},
@@ -74,7 +80,7 @@ def _assert_pulls_from_the_image(deployment: Any) -> None:
 
 
 def test_deploy_kubernetes_pool_and_both_deployments_with_job_variables(
-    pool_server: PrefectServer, tmp_path: Path
+    pool_server: PoolServer, tmp_path: Path
 ) -> None:
     output = _make_deploy(pool_server, "kubernetes", tmp_path / "mlops")
     assert "work-pool create lifecycle-kubernetes --type kubernetes" in output
@@ -108,7 +114,7 @@ def test_deploy_kubernetes_pool_and_both_deployments_with_job_variables(
 
 
 def test_deploy_ecs_pool_and_both_deployments_with_job_variables(
-    pool_server: PrefectServer, tmp_path: Path
+    pool_server: PoolServer, tmp_path: Path
 ) -> None:
     output = _make_deploy(pool_server, "ecs", tmp_path / "mlops")
     assert "work-pool create lifecycle-ecs --type ecs" in output
