@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from lifecycle import synthetic
+from tests.fixtures.cli import run_mlops
 from tests.fixtures.prefect import database_template
 
 pytestmark = pytest.mark.integration
@@ -24,13 +25,23 @@ def _mlops(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.
     return subprocess.run([MLOPS, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _batch(source: Path, output: Path, env: dict[str, str], *extra: str):
-    return _mlops("predict-batch", "--input", str(source), "--output", str(output), *extra, env=env)
+def _batch(source: Path, output: Path, env: dict[str, str | None], *extra: str, process=False):
+    """`mlops predict-batch`: in a child process when `process`, else in this one (the bad-input
+    cases: what is under test is the message, not a process start)."""
+    args = ("predict-batch", "--input", str(source), "--output", str(output), *extra)
+    if process:
+        child_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+        return _mlops(*args, env=child_env)
+    return run_mlops(*args, env=env)
 
 
 @pytest.fixture
-def registry_env(trained_registry, mongo_server) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "MONGO"))}
+def registry_env(trained_registry, mongo_server) -> dict[str, str | None]:
+    """The session's trained registry and MongoDB, and no other MLOPS_/MLFLOW_/MONGO setting
+    (None: unset)."""
+    env: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith(("MLOPS_", "MLFLOW_", "MONGO"))
+    }
     env.update(MLOPS_HOME=str(trained_registry.home), MONGO_URI=mongo_server.uri)
     return env
 
@@ -43,7 +54,7 @@ def test_predict_batch_scores_200k_rows_like_the_api(
     frame.to_csv(source, index=False)
     output = tmp_path / "scores.parquet"
 
-    done = _batch(source, output, registry_env)
+    done = _batch(source, output, registry_env, process=True)
     assert done.returncode == 0, done.stderr
     assert "scored 200000 rows" in done.stdout
     scores = pd.read_parquet(output)
@@ -95,12 +106,12 @@ def test_predict_batch_bad_category_names_column_and_row(
 
 
 def test_status_reports_champion_and_survives_mongo_down(registry_env: dict[str, str]) -> None:
-    up = _mlops("status", env=registry_env)
+    up = run_mlops("status", env=registry_env)
     assert up.returncode == 0, up.stderr
     assert "champion    v1," in up.stdout and "test accuracy=" in up.stdout
     assert "last train" in up.stdout and "predictions waiting for MongoDB" in up.stdout
 
-    down = _mlops("status", env={**registry_env, "MONGO_URI": "mongodb://127.0.0.1:9"})
+    down = run_mlops("status", env={**registry_env, "MONGO_URI": "mongodb://127.0.0.1:9"})
     assert down.returncode == 0, down.stderr
     assert "champion    v1," in down.stdout
     assert "unavailable MongoDB mongodb://127.0.0.1:9" in down.stdout

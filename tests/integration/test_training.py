@@ -18,6 +18,7 @@ from lifecycle import registry, synthetic
 from lifecycle.data import load_dataset
 from lifecycle.model import Predictor
 from lifecycle.settings import get_settings
+from tests.fixtures.cli import run_mlops
 from tests.fixtures.training import SMALL_SOURCE
 
 pytestmark = pytest.mark.integration
@@ -122,17 +123,18 @@ def test_worse_search_becomes_challenger_and_rollback_restores_previous(
     assert not worse.promoted and worse.alias == "challenger"
     assert registry.aliases(settings) == {"champion": first.version, "challenger": worse.version}
 
-    # promote the challenger by hand, then roll back through the CLI
-    promoted = _mlops("promote", worse.version)
+    # promote the challenger by hand, then roll back through the CLI (in this process: what is
+    # under test is the commands, not a process start)
+    promoted = run_mlops("promote", worse.version)
     assert promoted.returncode == 0, promoted.stderr
     assert registry.aliases(settings)["champion"] == worse.version
     assert registry.aliases(settings)["previous"] == first.version
-    rolled = _mlops("rollback")
+    rolled = run_mlops("rollback")
     assert rolled.returncode == 0, rolled.stderr
     assert f"champion -> v{first.version}" in rolled.stdout
     assert registry.aliases(settings)["champion"] == first.version
 
-    unknown = _mlops("promote", "99")
+    unknown = run_mlops("promote", "99")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines() == [
         f"error: model '{settings.model_name}' has no version '99'"
