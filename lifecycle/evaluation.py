@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from lifecycle.settings import LOWER_IS_BETTER, Task
 
@@ -31,6 +30,11 @@ def compute_metrics(
     classes: Sequence[Any] = (),
 ) -> dict[str, float]:
     """All metrics of the task. For multiclass, F1 and ROC AUC are macro averages."""
+    # Imported here, not at the top: the registry, `mlops status`, the exporter and the gate
+    # import this module for the metric names alone, and scikit-learn costs ~2 s of CPU to
+    # import in each of those processes.
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if task == "regression":
