@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,12 +24,36 @@ from lifecycle.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = pools.POOLS["process"]
-PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
-def run(args: list[str], env: dict[str, str]) -> None:
-    print("+", " ".join(args[1:] if args[0] == PREFECT else args), flush=True)
-    subprocess.run(args, cwd=ROOT, env=env, check=True)
+class PrefectCommandError(Exception):
+    """A `prefect` command exited non-zero (it printed why)."""
+
+    def __init__(self, args: list[str], code: int) -> None:
+        super().__init__(f"error: `{' '.join(args)}` exited {code}")
+
+
+def run(args: list[str]) -> None:
+    """`prefect ARGS` in this process, from the repository root, where entrypoints resolve.
+
+    The Prefect CLI's own app, not a child `prefect` process: each child imported Prefect
+    again, and `deploy` the flows too (about 5 s of CPU each, twice per deploy).
+    """
+    from prefect.cli import app
+
+    print("+", " ".join(args), flush=True)
+    code: int | str | None = 0
+    argv = sys.argv
+    sys.argv = ["prefect", *args]  # the app reads its arguments only from there
+    with contextlib.chdir(ROOT):
+        try:
+            app()
+        except SystemExit as exc:  # the CLI always ends with one
+            code = exc.code
+        finally:
+            sys.argv = argv
+    if code not in (0, None):
+        raise PrefectCommandError(args, code if isinstance(code, int) else 1)
 
 
 def main() -> int:
@@ -41,7 +65,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    env = {**os.environ, "LIFECYCLE_ROOT": str(ROOT)}
+    os.environ["LIFECYCLE_ROOT"] = str(ROOT)  # prefect.yaml's pull step reads it
     try:
         settings = get_settings()
     except ValidationError as exc:  # e.g. LIFECYCLE_WORK_POOL_TYPE=docker: one line, no traceback
@@ -52,13 +76,12 @@ def main() -> int:
     pool_type = settings.work_pool_type
     try:
         prefect_file, template = _pool_files(settings, pool_type)
-        run(pools.pool_command(PREFECT, pool_type, template), env)
-        run([PREFECT, "--no-prompt", "deploy", "--prefect-file", prefect_file, "--all"], env)
+        run(pools.pool_command(pool_type, template))
+        run(["--no-prompt", "deploy", "--prefect-file", prefect_file, "--all"])
         if _apply_automations() != 0:
             return 1
-    except subprocess.CalledProcessError as exc:
-        command = " ".join(map(str, exc.cmd[1:]))
-        print(f"error: `{command}` exited {exc.returncode}", file=sys.stderr)
+    except PrefectCommandError as exc:
+        print(exc, file=sys.stderr)
         return 1
     except ValueError as exc:  # no default base job template for the type
         print(f"error: {exc}", file=sys.stderr)

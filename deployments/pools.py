@@ -103,9 +103,10 @@ def base_job_template(pool_type: PoolType) -> dict[str, Any]:
     return template
 
 
-def pool_command(prefect: str, pool_type: PoolType, template: Path | None) -> list[str]:
-    """`prefect work-pool create` for the type's pool (updated in place when it exists)."""
-    command = [prefect, "work-pool", "create", POOLS[pool_type], "--type", pool_type]
+def pool_command(pool_type: PoolType, template: Path | None) -> list[str]:
+    """`prefect work-pool create` for the type's pool (updated in place when it exists), without
+    the program name."""
+    command = ["work-pool", "create", POOLS[pool_type], "--type", pool_type]
     if template is not None:
         command += ["--base-job-template", str(template)]
     return [*command, "--overwrite"]
