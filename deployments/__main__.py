@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from deployments import pools
+from lifecycle.console import run_entry_point
 from lifecycle.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,18 +43,10 @@ def run(args: list[str]) -> None:
     from prefect.cli import app
 
     print("+", " ".join(args), flush=True)
-    code: int | str | None = 0
-    argv = sys.argv
-    sys.argv = ["prefect", *args]  # the app reads its arguments only from there
     with contextlib.chdir(ROOT):
-        try:
-            app()
-        except SystemExit as exc:  # the CLI always ends with one
-            code = exc.code
-        finally:
-            sys.argv = argv
-    if code not in (0, None):
-        raise PrefectCommandError(args, code if isinstance(code, int) else 1)
+        code = run_entry_point(app, ["prefect", *args])
+    if code != 0:
+        raise PrefectCommandError(args, code)
 
 
 def main() -> int:

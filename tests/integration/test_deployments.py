@@ -125,8 +125,6 @@ def _quick_run(
     `job_variables` as a Quick run's "custom run" form gives them (e.g. the run's env).
     `then_pause`: a work pool to pause once the worker has taken this run, so that it starts
     no run after this one."""
-    from prefect.client.schemas.actions import WorkPoolUpdate
-
     with _client(url) as client:
         deployment = client.read_deployment_by_name(name)
         run = client.create_flow_run_from_deployment(deployment.id, job_variables=job_variables)
@@ -138,7 +136,7 @@ def _quick_run(
                 interval=0.2,
                 done=lambda current: current.state is not None and not current.state.is_scheduled(),
             )
-            client.update_work_pool(then_pause, WorkPoolUpdate(is_paused=True))
+            _set_paused(client, then_pause, True)
         return wait_until(
             lambda: client.read_flow_run(run.id),
             f"{name} run {run.id} final",
@@ -146,6 +144,13 @@ def _quick_run(
             interval=1,
             done=lambda current: current.state is not None and current.state.is_final(),
         )
+
+
+def _set_paused(client, pool: str, paused: bool) -> None:
+    """A paused pool's worker takes no new run (the runs in progress go on)."""
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    client.update_work_pool(pool, WorkPoolUpdate(is_paused=paused))
 
 
 def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
@@ -189,8 +194,6 @@ def _drifted_traffic(settings: Settings, rows: int) -> list[dict]:
 
 
 def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> None:
-    from prefect.client.schemas.actions import WorkPoolUpdate
-
     from lifecycle import registry
     from lifecycle.store import PredictionStore
 
@@ -221,7 +224,7 @@ def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> Non
         _drift_starts_a_retraining_run(deployed["url"])
     finally:
         with _client(deployed["url"]) as client:
-            client.update_work_pool("lifecycle", WorkPoolUpdate(is_paused=False))
+            _set_paused(client, "lifecycle", False)
 
 
 def _drift_starts_a_retraining_run(url: str) -> None:

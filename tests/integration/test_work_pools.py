@@ -3,15 +3,14 @@ the pool is created with that worker type (from its default base job template) a
 deployments land on it with their job variables and a pull step that does not point at this
 checkout (PrefectHQ/prefect#10285), read back through the API. No worker runs: no cluster here.
 
-The module has a Prefect server of its own: a deploy re-points `train-model/daily` at its pool,
-which would pull the deployments of tests/integration/test_deployments.py out from under it on
-the session's server.
+The deploys go to the session's Prefect server: nothing runs from these deployments (no worker,
+no automation), and tests/integration/test_deployments.py, whose `train-model/daily` a deploy
+here would re-point, has a server of its own.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +34,12 @@ INSTALL = {
 }
 
 
-@dataclass(frozen=True)
-class PoolServer:
-    url: str
-    home: Path  # the deploying CLI's PREFECT_HOME
-
-
-@pytest.fixture(scope="module")
-def pool_server(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> PoolServer:
-    """The session's Prefect server: these deployments have no worker and no automation, so
-    nothing runs from them, and a server of their own would cost a start (~10 s of CPU)."""
-    return PoolServer(prefect_server, tmp_path_factory.mktemp("pools-prefect-home"))
-
-
-def _make_deploy(server: PoolServer, pool_type: str, home: Path) -> str:
+def _make_deploy(prefect_server: str, pool_type: str, home: Path) -> str:
     """`python -m deployments` (what `make deploy` runs) for one pool type; its output."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "LIFECYCLE_"))},
         **INSTALL,
-        "PREFECT_API_URL": server.url,
-        "PREFECT_HOME": str(server.home),
+        "PREFECT_API_URL": prefect_server,
         "MLOPS_HOME": str(home),
         "LIFECYCLE_WORK_POOL_TYPE": pool_type,
     }
@@ -80,11 +65,11 @@ def _assert_pulls_from_the_image(deployment: Any) -> None:
 
 
 def test_deploy_kubernetes_pool_and_both_deployments_with_job_variables(
-    pool_server: PoolServer, tmp_path: Path
+    prefect_server: str, tmp_path: Path
 ) -> None:
-    output = _make_deploy(pool_server, "kubernetes", tmp_path / "mlops")
+    output = _make_deploy(prefect_server, "kubernetes", tmp_path / "mlops")
     assert "work-pool create lifecycle-kubernetes --type kubernetes" in output
-    pool, deployments = _read_back(pool_server.url, "lifecycle-kubernetes")
+    pool, deployments = _read_back(prefect_server, "lifecycle-kubernetes")
     assert pool.type == "kubernetes"
     # the default base job template (prefect-kubernetes), plus the chart's settings + secrets
     template = pool.base_job_template
@@ -114,11 +99,11 @@ def test_deploy_kubernetes_pool_and_both_deployments_with_job_variables(
 
 
 def test_deploy_ecs_pool_and_both_deployments_with_job_variables(
-    pool_server: PoolServer, tmp_path: Path
+    prefect_server: str, tmp_path: Path
 ) -> None:
-    output = _make_deploy(pool_server, "ecs", tmp_path / "mlops")
+    output = _make_deploy(prefect_server, "ecs", tmp_path / "mlops")
     assert "work-pool create lifecycle-ecs --type ecs" in output
-    pool, deployments = _read_back(pool_server.url, "lifecycle-ecs")
+    pool, deployments = _read_back(prefect_server, "lifecycle-ecs")
     assert pool.type == "ecs"
     assert {"image", "cluster", "cpu", "memory"} <= set(
         pool.base_job_template["variables"]["properties"]
