@@ -98,8 +98,8 @@ WORKERS, THREADS = 2, 1  # the local cluster: worker slots = 2
 def all_runs(
     rows: int, trials: int, repeats: int, cluster: bool, batch: int | None = None
 ) -> tuple[list, list]:
-    """Local searches and, with `cluster`, 2 x 1-thread cluster searches (batches of `batch`
-    trials, default MLOPS_PARALLEL_TRIALS' own: the worker slots), alternating (so both see
+    """Local searches and, with `cluster`, 2 x 1-thread cluster searches (`batch` trials in
+    flight, default MLOPS_PARALLEL_TRIALS' own: twice the worker slots), alternating (so both see
     the same load), all reporting to one Prefect server."""
     from ops.cli.cluster import start_cluster
 
@@ -137,7 +137,7 @@ def _print_local(i: int, run: dict) -> None:
 
 
 def print_cluster(rows: int, trials: int, local_runs: list[dict], cluster: list[dict]) -> None:
-    # Worker slots, not the batch size: a batch larger than the slots queues on them.
+    # Worker slots, not the trials in flight: those beyond the slots queue on them.
     slots = WORKERS * THREADS
     efficiency = statistics.median(c["fit_sum"] / (c["search_wall"] * slots) for c in cluster)
     local_wall = statistics.median(lo["search_wall"] for lo in local_runs)
@@ -146,7 +146,7 @@ def print_cluster(rows: int, trials: int, local_runs: list[dict], cluster: list[
     batch = int(cluster[0]["batch"])
     print(
         f"training on a local Dask cluster ({rows:,} rows, {trials} trials, "
-        f"{WORKERS} x {THREADS} thread, batches of {batch}):"
+        f"{WORKERS} x {THREADS} thread, {batch} trials in flight):"
     )
     print(f"  cluster search wall   {cluster_wall:8.1f} s")
     print(f"  local search wall     {local_wall:8.1f} s")
@@ -164,7 +164,7 @@ def main(
     repeats: int = typer.Option(3, "--repeats", help="searches; the median is reported."),
     cluster: bool = typer.Option(True, "--cluster/--no-cluster", help="the Dask comparison too."),
     batch: int = typer.Option(
-        0, "--batch", help="MLOPS_PARALLEL_TRIALS for the cluster (0: its default, the slots)."
+        0, "--batch", help="MLOPS_PARALLEL_TRIALS for the cluster (0: its default, 2x the slots)."
     ),
 ) -> None:
     """Search overhead (wall / XGBoost fit time) of the train-model flow; with the cluster,

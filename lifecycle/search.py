@@ -56,7 +56,7 @@ class SearchResult:
     wall_seconds: float
     space: str
     # Distributed searches only: trials that did not complete (counted, not retried by TPE),
-    # trials the cluster ran again after their worker was lost, and the batch size.
+    # trials the cluster ran again after their worker was lost, and the trials in flight.
     failed: int = 0
     retried: int = 0
     parallel: int = 1

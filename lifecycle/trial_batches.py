@@ -1,4 +1,4 @@
-"""hyperopt TPE asked for a batch of suggestions at a time, told the results in trial order.
+"""hyperopt TPE asked for suggestions a few at a time, told the results in trial order.
 
 `fmin` evaluates one trial after another in its own loop. To run trials elsewhere (a Dask
 cluster) we drive the same steps `fmin` does (hyperopt 0.2.7+, `FMinIter.run` and
@@ -6,14 +6,20 @@ cluster) we drive the same steps `fmin` does (hyperopt 0.2.7+, `FMinIter.run` an
 the sampled values through `Domain.evaluate_async` (hyperopt's own split of `evaluate` for
 parallel engines), then each result written back and `Trials.refresh()`.
 
-Batches are synchronous and results go back in trial-id order, so the same seed and the same
-results give the same sequence of suggestions however the trials were scheduled.
+`search_in_window` keeps a fixed number of trials in flight and tells results in trial-id order:
+trial k is suggested once trials 0..k-window have been told, and only those. What TPE knows at
+each suggestion is therefore fixed by the seed and the results, however the trials were
+scheduled or how long each took, so one seed gives one sequence of suggestions, as synchronous
+batches of `window` would, without a batch's barrier: a finished trial's slot is not left idle
+waiting for the slowest trial of its batch.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from hyperopt import STATUS_FAIL, STATUS_OK, Domain, Trials, tpe
@@ -42,6 +48,7 @@ class BatchedTPE:
         # One generator for the whole search, as `fmin(rstate=default_rng(seed))` uses it.
         self.rstate = np.random.default_rng(seed)
         self._pending: dict[int, dict[str, Any]] = {}
+        self.asked = 0
 
     def ask(self, n: int) -> list[Suggestion]:
         """The next `n` suggestions, in trial-id order.
@@ -59,6 +66,7 @@ class BatchedTPE:
             for doc in self.trials._dynamic_trials:
                 if doc["tid"] in ids:
                     suggestions.append(self._start(doc))
+        self.asked += len(suggestions)
         return suggestions
 
     def _start(self, doc: dict[str, Any]) -> Suggestion:
@@ -85,3 +93,34 @@ class BatchedTPE:
                 doc["result"] = {"loss": loss, "status": STATUS_OK}
             doc["refresh_time"] = coarse_utcnow()
         self.trials.refresh()
+
+
+Handle = TypeVar("Handle")
+
+
+def search_in_window(
+    tpe: BatchedTPE,
+    trials: int,
+    window: int,
+    submit: Callable[[Suggestion], Handle],
+    finish: Callable[[Suggestion, Handle], float | None],
+) -> None:
+    """Run `trials` suggestions with `window` of them in flight.
+
+    `submit` starts a trial and returns a handle (a future); `finish` waits for it and returns
+    its loss, None for a failed trial. Trials are finished oldest first, and each told result
+    makes room for exactly one new suggestion, so trial k always sees trials 0..k-window told
+    and the rest of the window running. Results that come back out of order wait, untold, in
+    their handles."""
+    in_flight: deque[tuple[Suggestion, Handle]] = deque()
+
+    def top_up() -> None:
+        while len(in_flight) < window and tpe.asked < trials:
+            (suggestion,) = tpe.ask(1)
+            in_flight.append((suggestion, submit(suggestion)))
+
+    top_up()
+    while in_flight:
+        suggestion, handle = in_flight.popleft()
+        tpe.tell({suggestion.number: finish(suggestion, handle)})
+        top_up()

@@ -62,8 +62,9 @@ def train(
     )
     if settings.dask_address:
         typer.echo(
-            f"  cluster: {settings.dask_address}, {len(search.workers)} workers, batches of "
-            f"{search.parallel}; {search.failed} trials failed, {search.retried} retried"
+            f"  cluster: {settings.dask_address}, {len(search.workers)} workers, "
+            f"{search.parallel} trials in flight; {search.failed} trials failed, "
+            f"{search.retried} retried"
         )
 
 

@@ -138,7 +138,7 @@ def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
     # The local run's artifact, unchanged, then one line about the cluster.
     local_part, cluster_part = markdown.split("\n\nDistributed on ", 1)
     assert local_part == report_markdown(first_run.result)
-    assert f"{TRIALS} trials in batches of 2 on 2 workers" in cluster_part
+    assert f"{TRIALS} trials, 4 in flight, on 2 workers" in cluster_part  # 2 x 2 threads
     assert "**0 failed**" in cluster_part
 
 
@@ -146,7 +146,8 @@ def test_distributed_same_seed_suggests_the_same_parameter_sequence(
     first_run: Trained, mlflow_server: MlflowServer, dask_cluster: DaskCluster, tmp_path: Path
 ) -> None:
     # Half the trials: a sequence does not depend on how long the search goes on, so the first
-    # two batches must match the first run's (and the test costs half as much).
+    # half must match the first run's (and the test costs half as much). The two runs' trials
+    # finish in different orders and on different workers; the suggestions must not care.
     again = _train(_settings(mlflow_server, dask_cluster, tmp_path), trials=TRIALS // 2)
     first = [(t.number, t.params) for t in sorted(first_run.result.search.trials, key=_number)]
     second = [(t.number, t.params) for t in sorted(again.search.trials, key=_number)]
@@ -207,7 +208,7 @@ def _kill_a_busy_worker(cluster: DaskCluster, settings: Settings, killed: list[s
 
     A trial of this search takes ~0.1 s, so a snapshot of the scheduler's `processing()`
     followed by SIGKILL mostly lands between trials. Instead the worker is frozen first
-    (SIGSTOP): whatever it runs now, or is handed in the next batch, it cannot finish, and the
+    (SIGSTOP): whatever it runs now, or is handed next, it cannot finish, and the
     scheduler, which does not know it is frozen, keeps the trial on it until the SIGKILL."""
     from distributed import Client
 
