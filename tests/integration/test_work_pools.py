@@ -4,7 +4,8 @@ deployments land on it with their job variables and a pull step that does not po
 checkout (PrefectHQ/prefect#10285), read back through the API. No worker runs: no cluster here.
 
 The deploys go to the session's Prefect server: nothing runs from these deployments (no worker,
-no automation), and tests/integration/test_deployments.py, whose `train-model/daily` a deploy
+no automation, and that server runs no scheduler: their schedules create no runs there), and
+tests/integration/test_deployments.py, whose `train-model/daily` a deploy
 here would re-point, has a server of its own.
 """
 
