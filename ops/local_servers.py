@@ -46,19 +46,23 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     """Until `url` answers 200; fails early if `proc` exits first."""
+    # One client for the whole wait: `httpx.get` builds a client, with its TLS context from
+    # certifi's bundle, on every call: 28 ms of CPU a poll against 0.2 ms (measured here), a
+    # seventh of a core at five polls a second while a server starts.
+    with httpx.Client(timeout=2) as client:
 
-    def probe() -> int:
-        _exited(proc, f"{url} answered")
-        return httpx.get(url, timeout=2).status_code
+        def probe() -> int:
+            _exited(proc, f"{url} answered")
+            return client.get(url).status_code
 
-    wait_until(
-        probe,
-        f"{url} answering 200",
-        timeout,
-        interval=0.2,
-        done=lambda status: status == 200,
-        ignore=(httpx.HTTPError,),
-    )
+        wait_until(
+            probe,
+            f"{url} answering 200",
+            timeout,
+            interval=0.2,
+            done=lambda status: status == 200,
+            ignore=(httpx.HTTPError,),
+        )
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
