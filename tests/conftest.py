@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lifecycle.settings import get_settings
+from tests.fixtures.training import seed_mlflow_store
 
 pytest_plugins = [
     "tests.fixtures.servers",
@@ -140,8 +141,7 @@ def _fresh_prefect_events_worker() -> Iterator[None]:
 @pytest.fixture
 def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh MLOPS_HOME (sqlite MLflow store, artifacts, reports) and fresh settings."""
-    home = tmp_path / "mlops"
-    home.mkdir()
+    home = seed_mlflow_store(tmp_path / "mlops")
     monkeypatch.setenv("MLOPS_HOME", str(home))
     for name in (
         "MLFLOW_TRACKING_URI",

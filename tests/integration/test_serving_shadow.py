@@ -22,6 +22,7 @@ from tests.fixtures.serving import (
     mongo_collection,
     serve_in_process,
 )
+from tests.fixtures.training import seed_mlflow_store
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def two_versions(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
     trial each, small data: their answers differ, which is all these tests need)."""
     from flows.train import run_train_flow
 
-    home = tmp_path_factory.mktemp("shadow") / "mlops"
+    home = seed_mlflow_store(tmp_path_factory.mktemp("shadow") / "mlops")
     settings = Settings(MLOPS_HOME=str(home), MLOPS_SEARCH_SPACE="fast")
     old = run_train_flow(settings, trials=1, data_source="synthetic:churn?rows=800&seed=3", seed=3)
     new = run_train_flow(

@@ -16,7 +16,7 @@ from lifecycle.data import load_dataset
 from lifecycle.model import Predictor
 from lifecycle.settings import get_settings
 from tests.fixtures.cli import run_mlops
-from tests.fixtures.training import SMALL_SOURCE
+from tests.fixtures.training import SMALL_SOURCE, seed_mlflow_store
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def fifty_trials(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
     """One 50-trial search (the default MLOPS_TRIALS) into its own store."""
     from lifecycle.settings import Settings
 
-    home = tmp_path_factory.mktemp("fifty") / "mlops"
+    home = seed_mlflow_store(tmp_path_factory.mktemp("fifty") / "mlops")
     settings = Settings(MLOPS_HOME=str(home))
     result = run_train_flow(
         settings, trials=50, data_source="synthetic:churn?rows=4000&seed=11", search_space="fast"
