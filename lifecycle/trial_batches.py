@@ -48,7 +48,6 @@ class BatchedTPE:
         # One generator for the whole search, as `fmin(rstate=default_rng(seed))` uses it.
         self.rstate = np.random.default_rng(seed)
         self._pending: dict[int, dict[str, Any]] = {}
-        self.asked = 0
 
     def ask(self, n: int) -> list[Suggestion]:
         """The next `n` suggestions, in trial-id order.
@@ -66,8 +65,12 @@ class BatchedTPE:
             for doc in self.trials._dynamic_trials:
                 if doc["tid"] in ids:
                     suggestions.append(self._start(doc))
-        self.asked += len(suggestions)
         return suggestions
+
+    @property
+    def asked(self) -> int:
+        """Suggestions made so far (every one is a trial document, told or not)."""
+        return len(self.trials.trials)
 
     def _start(self, doc: dict[str, Any]) -> Suggestion:
         """Mark a new trial running; its parameters as the objective would receive them."""
