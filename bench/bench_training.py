@@ -99,7 +99,7 @@ def all_runs(
     rows: int, trials: int, repeats: int, cluster: bool, batch: int | None = None
 ) -> tuple[list, list]:
     """Local searches and, with `cluster`, 2 x 1-thread cluster searches (`batch` trials in
-    flight, default MLOPS_PARALLEL_TRIALS' own: twice the worker slots), alternating (so both see
+    flight, default MLOPS_PARALLEL_TRIALS' own: four per worker slot), alternating (so both see
     the same load), all reporting to one Prefect server."""
     from ops.cli.cluster import start_cluster
 
@@ -164,7 +164,7 @@ def main(
     repeats: int = typer.Option(3, "--repeats", help="searches; the median is reported."),
     cluster: bool = typer.Option(True, "--cluster/--no-cluster", help="the Dask comparison too."),
     batch: int = typer.Option(
-        0, "--batch", help="MLOPS_PARALLEL_TRIALS for the cluster (0: its default, 2x the slots)."
+        0, "--batch", help="MLOPS_PARALLEL_TRIALS for the cluster (0: its default, 4x the slots)."
     ),
 ) -> None:
     """Search overhead (wall / XGBoost fit time) of the train-model flow; with the cluster,

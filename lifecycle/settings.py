@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         60, ge=0, validation_alias="MLOPS_TRAIN_RETRY_DELAY_SECONDS"
     )
     # Distributed search (README "Scale out"): the Dask scheduler trials run on (unset = local);
-    # trials in flight (unset = twice the cluster's worker threads); XGBoost nthread
+    # trials in flight (unset = four per cluster worker thread); XGBoost nthread
     # per trial (unset: XGBoost's default locally, 1 on a cluster); `make up`'s local workers.
     dask_address: str | None = Field(None, validation_alias="MLOPS_DASK_ADDRESS")
     parallel_trials: int | None = Field(None, ge=1, validation_alias="MLOPS_PARALLEL_TRIALS")

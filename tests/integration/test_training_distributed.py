@@ -138,7 +138,7 @@ def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
     # The local run's artifact, unchanged, then one line about the cluster.
     local_part, cluster_part = markdown.split("\n\nDistributed on ", 1)
     assert local_part == report_markdown(first_run.result)
-    assert f"{TRIALS} trials, 4 in flight, on 2 workers" in cluster_part  # 2 x 2 threads
+    assert f"{TRIALS} trials, 8 in flight, on 2 workers" in cluster_part  # 4 x 2 threads
     assert "**0 failed**" in cluster_part
 
 
