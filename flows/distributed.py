@@ -31,12 +31,14 @@ from lifecycle.trial_batches import BatchedTPE, Suggestion, search_in_window
 
 
 def task_runner(settings: Settings) -> Any | None:
-    """The DaskTaskRunner for MLOPS_DASK_ADDRESS; None when unset (the flow's default runner)."""
+    """The DaskTaskRunner for MLOPS_DASK_ADDRESS (one that keeps each worker's Prefect settings
+    and API client between trials: flows/dask_runner.py); None when unset (the flow's default
+    runner)."""
     if not settings.dask_address:
         return None
-    from prefect_dask import DaskTaskRunner
+    from flows.dask_runner import CachedContextDaskTaskRunner
 
-    return DaskTaskRunner(
+    return CachedContextDaskTaskRunner(
         address=settings.dask_address,
         client_kwargs={"timeout": f"{cluster.CONNECT_TIMEOUT_SECONDS}s"},
     )

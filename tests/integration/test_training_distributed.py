@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,13 +121,10 @@ def test_distributed_data_reaches_each_worker_once(
     assert all(first_run.result.run_id in keys for keys in held.values())
 
 
-def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
-    first_run: Trained, prefect_api: str
-) -> None:
+def _artifact(first_run: Trained) -> Any:
+    """The first run's train-model-summary artifact on the Prefect server."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from lifecycle.training import report_markdown
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -134,12 +132,58 @@ def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
         )
     ours = [a for a in artifacts if f"`{first_run.result.run_id}`" in str(a.data)]
     assert len(ours) == 1
-    markdown = str(ours[0].data)
+    return ours[0]
+
+
+def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
+    first_run: Trained, prefect_api: str
+) -> None:
+    from lifecycle.training import report_markdown
+
+    markdown = str(_artifact(first_run).data)
     # The local run's artifact, unchanged, then one line about the cluster.
     local_part, cluster_part = markdown.split("\n\nDistributed on ", 1)
     assert local_part == report_markdown(first_run.result)
     assert f"{TRIALS} trials, 8 in flight, on 2 workers" in cluster_part  # 4 x 2 threads
     assert "**0 failed**" in cluster_part
+
+
+def test_each_trial_is_a_completed_task_run_of_the_flow_run(
+    first_run: Trained, prefect_api: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    # The trials run in the train-pipeline subflow of the train-model run the artifact is on.
+    parent = FlowRunFilterParentFlowRunId(any_=[_artifact(first_run).flow_run_id])
+
+    def trial_runs() -> dict[str, str]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+        return {r.name: r.state_name for r in runs if r.name.startswith("trial-")}
+
+    # Task run states reach the server as events, processed shortly after the run ends.
+    expected = {f"trial-{i:03d}": "Completed" for i in range(TRIALS)}
+    assert wait_until(trial_runs, "the trials' task runs", 60, 0.5, lambda r: r == expected)
+
+
+def test_workers_keep_their_prefect_settings_and_client_between_trials(
+    first_run: Trained, dask_cluster: DaskCluster
+) -> None:
+    from distributed import Client
+
+    from flows import dask_runner
+
+    ran: dict[str, int] = {}
+    for run in _trial_runs(first_run.settings):
+        ran[run.data.tags[TAG_WORKER]] = ran.get(run.data.tags[TAG_WORKER], 0) + 1
+    with Client(dask_cluster.address, timeout="10s", set_as_default=False) as client:
+        built = client.run(dask_runner.cache_stats)
+    # Prefect rebuilds both for each task run by itself (flows/dask_runner.py): here at most one
+    # per distinct settings seen, on each worker's one thread, however many trials it ran.
+    for worker, stats in built.items():
+        assert ran[worker] >= 2, ran
+        assert 1 <= stats["settings"] <= 2 and 1 <= stats["clients"] <= 2, built
 
 
 def test_distributed_same_seed_suggests_the_same_parameter_sequence(
