@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,9 +175,7 @@ def test_workers_keep_their_prefect_settings_and_client_between_trials(
 
     from flows import dask_runner
 
-    ran: dict[str, int] = {}
-    for run in _trial_runs(first_run.settings):
-        ran[run.data.tags[TAG_WORKER]] = ran.get(run.data.tags[TAG_WORKER], 0) + 1
+    ran = Counter(run.data.tags[TAG_WORKER] for run in _trial_runs(first_run.settings))
     with Client(dask_cluster.address, timeout="10s", set_as_default=False) as client:
         built = client.run(dask_runner.cache_stats)
     # Prefect rebuilds both for each task run by itself (flows/dask_runner.py): here at most one
