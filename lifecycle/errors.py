@@ -31,3 +31,8 @@ class InputValidationError(LifecycleError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class SharedServerError(LifecycleError):
+    """The MongoDB-wire server already holds another Lifecycle database and cannot keep two apart
+    (nx-27017, `mlops mongo`: one namespace per server)."""

@@ -28,11 +28,14 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from lifecycle.documents import FeedbackDocument, PredictionDocument, ShadowScore
+from lifecycle.errors import SharedServerError
 from lifecycle.times import utcnow
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 REPORTS = "reports"
+# On a server that cannot isolate databases: which database owns it (one document).
+CLAIM = "lifecycle_server"
 SAMPLE_KEY = "sample_key"
 # Ids per `$in` query: well under MongoDB's 16 MB command limit, and few round trips.
 ID_BATCH = 5000
@@ -113,7 +116,9 @@ class PredictionStore:
 
     def ensure_indexes(self, ttl_days: int | None = None) -> None:
         """The collections' indexes; `ttl_days` (MLOPS_PREDICTION_TTL_DAYS) makes the `ts` index
-        a TTL index, so MongoDB deletes predictions older than that (unset: kept forever)."""
+        a TTL index, so MongoDB deletes predictions older than that (unset: kept forever).
+        On a server that keeps one namespace for all databases, first claims it (`claim_server`)."""
+        self.claim_server()
         self._ensure_ts_index(ttl_days)
         self.predictions.create_index([("model_version", ASCENDING), ("ts", ASCENDING)])
         # The sampled read `ts in window and sample_key < p`: on MongoDB an index scan of the
@@ -126,6 +131,37 @@ class PredictionStore:
         # from the index alone.
         self.predictions.create_index([(SAMPLE_KEY, ASCENDING)])
         self.reports.create_index([("model_name", ASCENDING), ("window_end", DESCENDING)])
+
+    def shares_one_namespace(self) -> bool:
+        """True on nx-27017 (`mlops mongo`), where every database name reads and writes the same
+        collections (nx-27017 0.8.1 / neosqlite 1.17.2). It is told apart by its `buildinfo`,
+        which carries no `version`; MongoDB's always does."""
+        return "version" not in self.client.admin.command("buildinfo")
+
+    def claim_server(self) -> None:
+        """Claim a one-namespace server for this database, or raise `SharedServerError` when
+        another database claimed it first: two databases there would read, count and delete each
+        other's predictions. A no-op on MongoDB, which keeps databases apart."""
+        if not self.shares_one_namespace():
+            return
+        from pymongo.errors import DuplicateKeyError
+
+        claims = self.db[CLAIM]
+        try:
+            claims.insert_one({"_id": "database", "name": self.db.name, "ts": utcnow()})
+            return
+        except DuplicateKeyError:
+            owner = (claims.find_one({"_id": "database"}) or {}).get("name")
+        if owner != self.db.name:
+            raise SharedServerError(
+                f"the MongoDB-wire server at {self._address()} already holds database "
+                f"{owner!r} and keeps one database per server; for {self.db.name!r} start "
+                f"another one (mlops mongo --port P) or set MLOPS_MONGO_DB={owner}"
+            )
+
+    def _address(self) -> str:
+        host, port = next(iter(self.client.topology_description.server_descriptions()))
+        return f"{host}:{port}"
 
     def _ensure_ts_index(self, ttl_days: int | None) -> None:
         # A TTL index on a regular collection, not a time-series one: those allow duplicate

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from lifecycle.errors import SharedServerError
 from lifecycle.settings import Settings, get_settings
 from lifecycle.store import PredictionStore
 from serving.errors import install_handlers
@@ -129,5 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _ensure_indexes(store: PredictionStore, ttl_days: int | None) -> None:
     try:
         store.ensure_indexes(ttl_days)
+    except SharedServerError as exc:  # another database owns this nx-27017: say so loudly
+        log.error("prediction log: %s", exc)
     except Exception as exc:  # MongoDB down at start: the spool covers writes meanwhile
         log.warning("could not create MongoDB indexes now: %s", exc)

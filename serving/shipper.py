@@ -34,6 +34,7 @@ import typer
 from pymongo.errors import PyMongoError
 
 from lifecycle import journal
+from lifecycle.errors import SharedServerError
 from lifecycle.store import PredictionStore
 
 log = logging.getLogger("serving.shipper")
@@ -61,6 +62,7 @@ class Shipper:
         self.out = out
         self.retry_seconds = retry_seconds
         self.mongo_up: bool | None = None
+        self.claimed = False  # the server is ours (`PredictionStore.claim_server`), checked once
 
     # -- one round ------------------------------------------------------------------------------
     def ship_all(self, adopt: bool = True, final: bool = False) -> bool:
@@ -78,6 +80,9 @@ class Shipper:
     def ship(self, path: Path) -> bool:
         ids: list[str] = []
         try:
+            if not self.claimed:
+                self.store.claim_server()
+                self.claimed = True
             for chunk in journal.read_segment(path):
                 self.store.insert_predictions(chunk)
                 ids.extend([d["_id"] for d in chunk])
@@ -86,6 +91,11 @@ class Shipper:
         except PyMongoError as exc:
             if self.mongo_up is not False:
                 log.warning("MongoDB unreachable (%s); predictions stay in %s", exc, path.parent)
+            self._set_mongo(False)
+            return False
+        except SharedServerError as exc:  # another database owns this server: keep ours on disk
+            if self.mongo_up is not False:
+                log.error("%s; predictions stay in %s", exc, path.parent)
             self._set_mongo(False)
             return False
         self._set_mongo(True)

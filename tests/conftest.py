@@ -161,21 +161,11 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 @pytest.fixture
 def mongo_db(mongo_server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A database name of this test's own on the session's MongoDB-wire server, empty.
+    """A database on this test's own MongoDB-wire server, set as MONGO_URI and MLOPS_MONGO_DB.
 
-    nx-27017 keeps every database name in one SQLite namespace (a document inserted through
-    database "a" is found through "b"), so a fresh name alone does not isolate tests: the
-    collections are emptied first. Real MongoDB isolates by name; this costs it nothing.
+    Its own server, not only its own name: nx-27017 keeps one namespace for all database names.
     """
-    from pymongo import MongoClient
-
-    from lifecycle.store import FEEDBACK, PREDICTIONS, REPORTS
-
     name = f"t{uuid.uuid4().hex[:10]}"
-    client = MongoClient(mongo_server.uri, serverSelectionTimeoutMS=5000)
-    for collection in (PREDICTIONS, FEEDBACK, REPORTS):
-        client[name][collection].delete_many({})
-    client.close()
     monkeypatch.setenv("MONGO_URI", mongo_server.uri)
     monkeypatch.setenv("MLOPS_MONGO_DB", name)
     get_settings.cache_clear()

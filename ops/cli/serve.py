@@ -51,7 +51,12 @@ def mongo(
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: MONGO_URI's)."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 ) -> None:
-    """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME."""
+    """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME.
+
+    It holds one database: nx-27017 keeps every database name in one namespace, so the first
+    Lifecycle process to open it claims it for its MLOPS_MONGO_DB, and a process configured
+    with another name is refused. For a second database, start a second server on its own port.
+    """
     from lifecycle.settings import get_settings
     from ops.local_servers import nx_command
 
@@ -60,7 +65,10 @@ def mongo(
     folder = settings.home / "mongo"
     folder.mkdir(parents=True, exist_ok=True)
     command = nx_command(folder / "lifecycle.db", port, host)
-    typer.echo(f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder})")
+    typer.echo(
+        f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder}); it holds one "
+        f"database, {settings.mongo_db!r}: for another, start a second server with --port"
+    )
     proc = subprocess.Popen(command)
     try:
         code = proc.wait()

@@ -19,7 +19,7 @@ from lifecycle import synthetic
 from lifecycle.settings import Settings
 from lifecycle.waiting import wait_until
 from tests.fixtures.prefect import make_deploy, start_prefect_server
-from tests.fixtures.servers import MongoServer, free_port
+from tests.fixtures.servers import MongoServer, free_port, own_mongo
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,14 +28,9 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def deploy_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    """This module's own MongoDB-wire server: nx-27017 keeps every database name in one
-    namespace, so on the session's server the report would also count predictions that other
-    tests of this xdist worker logged in the last hour."""
-    workdir = tmp_path_factory.mktemp("deploy-mongo")
-    server = MongoServer(free_port(), workdir / "data.db", workdir)
-    server.start()
-    yield server
-    server.stop()
+    """This module's own MongoDB-wire server, for the deployments' runs across its tests."""
+    with own_mongo(tmp_path_factory.mktemp("deploy-mongo")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

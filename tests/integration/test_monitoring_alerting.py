@@ -39,7 +39,7 @@ from tests.fixtures.monitoring import (
     start_prometheus,
     start_webhook_receiver,
 )
-from tests.fixtures.servers import free_port
+from tests.fixtures.servers import free_port, own_mongo
 
 pytestmark = pytest.mark.integration
 
@@ -106,13 +106,14 @@ def _start_prometheus(work: Path, exporter: ExporterServer, alertmanager: Daemon
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, mongo_server) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("alerting")
     home = work / "mlops"
     home.mkdir()
     with contextlib.ExitStack() as cleanup:  # whatever started is stopped, even on a failure
         receiver, stop_receiver = start_webhook_receiver()
         cleanup.callback(stop_receiver)
+        mongo_server = cleanup.enter_context(own_mongo(work / "mongo"))
         settings = Settings(
             home=home,
             mlflow_tracking_uri_override=f"sqlite:///{home / 'mlflow.db'}",

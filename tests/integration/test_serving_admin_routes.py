@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from lifecycle.waiting import wait_until
+from tests.fixtures.servers import own_mongo
 from tests.fixtures.serving import (
     API_KEY,
     MAX_BATCH,
@@ -129,15 +130,20 @@ def test_admin_routes_need_the_key(api) -> None:
 
 
 @pytest.fixture(scope="module")
-def protected_api(trained_registry, mongo_server, tmp_path_factory):
-    settings = in_process_settings(
-        tmp_path_factory.mktemp("protected") / "mlops",
-        trained_registry.tracking_uri,
-        mongo_server.uri,
-        f"auth{uuid.uuid4().hex[:8]}",
-        MLOPS_PROTECT_PREDICT=True,
-    )
-    with serve_in_process(settings) as client:
+def protected_api(trained_registry, tmp_path_factory):
+    work = tmp_path_factory.mktemp("protected")
+    with (
+        own_mongo(work / "mongo") as mongo,
+        serve_in_process(
+            in_process_settings(
+                work / "mlops",
+                trained_registry.tracking_uri,
+                mongo.uri,
+                "lifecycle",
+                MLOPS_PROTECT_PREDICT=True,
+            )
+        ) as client,
+    ):
         # Warm the log up: the shipper's first insert opens its MongoDB connection (~1 s).
         warm = client.post("/predict", json=churn_records(1)[0], headers=ADMIN)
         assert warm.status_code == 200, warm.text

@@ -6,7 +6,6 @@ on the local MongoDB-wire server (a regular collection, so `_id` stays unique)."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -78,9 +77,9 @@ def _ts_index(store: PredictionStore) -> dict:
 
 @pytest.fixture
 def store(mongo_server) -> Iterator[PredictionStore]:
-    store = PredictionStore(mongo_server.uri, f"ttl{uuid.uuid4().hex[:8]}")
+    """A store on this test's own server: nothing else writes there, nothing needs dropping."""
+    store = PredictionStore(mongo_server.uri, "lifecycle")
     yield store
-    store.client.drop_database(store.db.name)
     store.close()
 
 
