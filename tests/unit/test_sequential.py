@@ -151,7 +151,7 @@ def test_from_document_refuses_an_incomplete_or_unknown_state() -> None:
 
 
 def test_mcnemar_p_value_is_todays_exact_binomial_test() -> None:
-    for n in range(0, 41):
+    for n in range(0, 31):
         for wins in range(n + 1):
             expected = binomtest(wins, n, 0.5).pvalue if n else 1.0
             assert sequential.mcnemar_p_value(wins, n - wins) == pytest.approx(expected, 1e-10)
