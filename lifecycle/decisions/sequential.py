@@ -107,19 +107,13 @@ def log_mixture_ratio(wins: int, losses: int, prior: float, side: Side) -> float
     """log Λ after `wins` (b) and `losses` (c) discordant pairs with a Beta(prior, prior) mixing
     prior: "two-sided" log[2^n B(a+b, a+c) / B(a, a)], "better" the prior on p >= 1/2 (Λ⁺),
     "worse" the prior on p <= 1/2 (Λ⁻)."""
-    if wins < 0 or losses < 0:
-        raise ValueError(f"counts must be nonnegative, got wins={wins}, losses={losses}")
-    if not prior > 0:
-        raise ValueError(f"the prior concentration must be positive, got {prior}")
-    a = float(prior)
-    two_sided = float(betaln(a + wins, a + losses) - betaln(a, a)) + (wins + losses) * _LOG2
+    if side not in ("better", "worse", "two-sided"):
+        raise ValueError(f"side must be 'better', 'worse' or 'two-sided', got {side!r}")
     if side == "two-sided":
-        return two_sided
-    if side == "better":  # P(P > 1/2) for P ~ Beta(a + b, a + c) is I_{1/2}(a + c, a + b)
-        return _LOG2 + two_sided + _log_half_cdf(a + losses, a + wins)
-    if side == "worse":
-        return _LOG2 + two_sided + _log_half_cdf(a + wins, a + losses)
-    raise ValueError(f"side must be 'better', 'worse' or 'two-sided', got {side!r}")
+        _check_counts(wins, losses, prior)
+        return _log_two_sided(wins, losses, float(prior))
+    better, worse = _log_one_sided(wins, losses, prior)
+    return better if side == "better" else worse
 
 
 def update(
@@ -134,7 +128,8 @@ def update(
 ) -> SequentialState:
     """The state after one more report window with these new paired counts: "promote" when
     Λ⁺ >= 1/alpha, "stop-harm" when Λ⁻ >= 1/harm_alpha (harm_alpha defaults to alpha), else
-    "continue". A state that has decided is returned unchanged: the experiment is over."""
+    "continue" (harm wins should both cross). A state that has decided is returned unchanged:
+    the experiment is over."""
     harm = alpha if harm_alpha is None else harm_alpha
     for name, level in (("alpha", alpha), ("harm_alpha", harm)):
         if not 0 < level < 1:
@@ -144,8 +139,7 @@ def update(
     if state.decision != CONTINUE:
         return state
     total_wins, total_losses = state.wins + wins, state.losses + losses
-    better = log_mixture_ratio(total_wins, total_losses, prior, "better")
-    worse = log_mixture_ratio(total_wins, total_losses, prior, "worse")
+    better, worse = _log_one_sided(total_wins, total_losses, prior)
     decision = CONTINUE
     if worse >= -math.log(harm):
         decision = STOP_HARM
@@ -205,6 +199,28 @@ def per_window_mcnemar(
     if paired < min_paired or wins <= losses:
         return False
     return mcnemar_p_value(wins, losses) < alpha
+
+
+def _check_counts(wins: int, losses: int, prior: float) -> None:
+    if wins < 0 or losses < 0:
+        raise ValueError(f"counts must be nonnegative, got wins={wins}, losses={losses}")
+    if not prior > 0:
+        raise ValueError(f"the prior concentration must be positive, got {prior}")
+
+
+def _log_two_sided(wins: int, losses: int, a: float) -> float:
+    return float(betaln(a + wins, a + losses) - betaln(a, a)) + (wins + losses) * _LOG2
+
+
+def _log_one_sided(wins: int, losses: int, prior: float) -> tuple[float, float]:
+    """(log Λ⁺, log Λ⁻) = log 2Λ + log P(P > 1/2), log 2Λ + log P(P < 1/2) for the posterior
+    P ~ Beta(a + b, a + c), whose P(P > 1/2) is I_{1/2}(a + c, a + b)."""
+    _check_counts(wins, losses, prior)
+    a = float(prior)
+    twice = _LOG2 + _log_two_sided(wins, losses, a)  # the half prior's density is 2 Beta(a, a)
+    better = twice + _log_half_cdf(a + losses, a + wins)
+    worse = twice + _log_half_cdf(a + wins, a + losses)
+    return better, worse
 
 
 def _log_half_cdf(p: float, q: float) -> float:
