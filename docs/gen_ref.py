@@ -67,7 +67,8 @@ def pages_mentioning(words: list[str]) -> dict[str, list[tuple[str, str]]]:
         title = next(iter(re.findall(r"^# (.+)$", text, flags=re.M)), path.stem)
         for word in words:
             if re.search(rf"\b{re.escape(word)}\b", text):
-                found[word].append((title.replace("`", ""), path.relative_to(ROOT / "docs")))
+                short = re.split(r": | \(", title.replace("`", ""))[0]  # "The demo: make demo"
+                found[word].append((short, path.relative_to(ROOT / "docs")))
     return found
 
 
@@ -77,6 +78,7 @@ def settings_reference() -> str:
     module = cls.__module__
     env_file = cls.model_config.get("env_file")  # type: ignore[attr-defined]
     lines = [
+        "---\nhide:\n  - toc\n---",  # one table, no headings: its width goes to the table
         GENERATED_NOTE.format(source=f"the `{cls.__name__}` class in `{module}`"),
         "# Settings",
         "",
