@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install servers test lint format train demo bench deploy up compose-up compose-down exporter
+.PHONY: help install servers test lint format docs docs-serve train demo bench deploy up compose-up compose-down exporter
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ servers: install ## install the system servers the tests start (nginx, Prometheu
 TEST_WORKERS ?= 2
 PACKAGES := lifecycle serving reporting monitoring flows deployments ops tests
 
-test: install servers ## run the whole test suite (unit + integration against real servers)
+test: install servers docs ## build the docs (strict), then run the whole test suite (unit + integration against real servers)
 	@# The project's own .pyc, which PYTHONDONTWRITEBYTECODE=1 would leave unwritten: the suite
 	@# starts a few hundred `mlops`, uvicorn and worker processes, each importing this code.
 	@$(BIN)/python -m compileall -q $(PACKAGES)
@@ -46,6 +46,19 @@ lint: install ## ruff check + format check
 format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The site's home page, alerts page and references are generated from the code at build time
+# (docs/gen_ref.py, an mkdocs hook). Port 8800: 8000-8003 are the API and its replicas.
+# NO_MKDOCS_2_WARNING: Material 9.7+ prints a boxed notice on every build that it reaches end of
+# life on 2027-05-05 (Zensical is its successor); noted here once instead of in every test log.
+DOCS_PORT ?= 8800
+MKDOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: install ## build the documentation site into site/ (strict: a broken link or anchor fails)
+	$(MKDOCS) build --strict --site-dir site
+
+docs-serve: install ## serve the documentation site on http://127.0.0.1:8800 (DOCS_PORT), rebuilt on change
+	$(MKDOCS) serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 train: install ## one training run (reads MLOPS_TRIALS, MLOPS_DATA_SOURCE, ...)
 	$(BIN)/mlops train
