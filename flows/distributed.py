@@ -1,5 +1,5 @@
 """The search on a Dask cluster (`MLOPS_DASK_ADDRESS`): hyperopt TPE asked for one suggestion at
-a time (lifecycle.trial_batches), each trial a Prefect task run submitted through
+a time (lifecycle.training.trial_batches), each trial a Prefect task run submitted through
 `prefect_dask.DaskTaskRunner(address=...)`, a fixed number in flight, the results told back in
 trial order (`search_in_window`: one seed, one sequence of suggestions).
 
@@ -20,14 +20,15 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 
-from lifecycle import cluster, registry, search
-from lifecycle.cluster import ClusterError
-from lifecycle.evaluation import loss
-from lifecycle.model import FeatureSpec
-from lifecycle.search_space import SearchSpace
-from lifecycle.settings import Settings
-from lifecycle.splits import Splits
-from lifecycle.trial_batches import BatchedTPE, Suggestion, search_in_window
+from lifecycle.core.settings import Settings
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import loss
+from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores import registry
+from lifecycle.training import cluster, search
+from lifecycle.training.cluster import ClusterError
+from lifecycle.training.search_space import SearchSpace
+from lifecycle.training.trial_batches import BatchedTPE, Suggestion, search_in_window
 
 
 def task_runner(settings: Settings) -> Any | None:

@@ -19,11 +19,11 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows.experiment import compare_live, decide
-from lifecycle import events
-from lifecycle.documents import ReportSummary
-from lifecycle.settings import get_settings
-from lifecycle.store import PredictionStore
-from lifecycle.times import as_utc, parse_duration, window_bounds
+from lifecycle.core import events
+from lifecycle.core.settings import get_settings
+from lifecycle.core.times import as_utc, parse_duration, window_bounds
+from lifecycle.stores.documents import ReportSummary
+from lifecycle.stores.prediction_store import PredictionStore
 from reporting.builder import (
     build_window_report,
     describe,

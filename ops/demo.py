@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 from ops.local_servers import free_port, wait_http, wait_port
 from ops.simulation import DriftSchedule, simulate
 
@@ -204,7 +204,7 @@ def _serve_and_observe(demo: Demo, api_port: int, started: float) -> int:
 
 def _report(demo: Demo, since: float, log: str) -> dict[str, Any]:
     """`mlops report` over the window since `since`; prints its line, returns its document."""
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
     seconds = int(time.time() - since) + 1
     out = demo.mlops("report", "--window", f"{seconds}s", log=log)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifecycle import journal, registry
-from lifecycle.settings import Settings, get_settings
-from lifecycle.times import utcnow
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import utcnow
+from lifecycle.stores import journal, registry
 
 SPOOL_GLOB = f"{journal.PREFIX}*"  # the serving tier's journal segments
 
@@ -83,7 +83,7 @@ def _registry_part(settings: Settings, status: Status) -> None:
 
 
 def _store_part(settings: Settings, status: Status) -> None:
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
     store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1500)
     try:

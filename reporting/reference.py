@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from lifecycle.errors import LifecycleError
-from lifecycle.evaluation import metric_names
-from lifecycle.model import FeatureSpec
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.errors import LifecycleError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.model.evaluation import metric_names
+from lifecycle.model.predictor import FeatureSpec
 
 SPEC_ARTIFACT = "data/feature_spec.json"
 
@@ -48,7 +48,7 @@ CACHE_META = "reference.json"
 
 def cached_reference(version: str, settings: Settings | None = None) -> Reference:
     """`version`'s reference, typed, from the cache under MLOPS_HOME (filled on first use)."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
@@ -117,7 +117,7 @@ def load_version_reference(version: str, settings: Settings | None = None) -> Re
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
@@ -156,7 +156,7 @@ def champion_history(versions: list[str], settings: Settings | None = None) -> l
     A version serves only after the gate made it champion, so the versions seen in the
     prediction log are the champions over time.
     """
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = settings or get_settings()
     wanted = set(versions)

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.store import SAMPLE_KEY, PredictionStore
-from lifecycle.times import as_utc
+from lifecycle.core.times import as_utc
+from lifecycle.stores.prediction_store import SAMPLE_KEY, PredictionStore
 
 PREDICTION = "prediction"
 ACTUAL = "actual"

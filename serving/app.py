@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from lifecycle.errors import SharedServerError
-from lifecycle.settings import Settings, get_settings
-from lifecycle.store import PredictionStore
+from lifecycle.core.errors import SharedServerError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger

@@ -33,9 +33,9 @@ import orjson
 import typer
 from pymongo.errors import PyMongoError
 
-from lifecycle import journal
-from lifecycle.errors import SharedServerError
-from lifecycle.store import PredictionStore
+from lifecycle.core.errors import SharedServerError
+from lifecycle.stores import journal
+from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger("serving.shipper")
 
@@ -170,7 +170,7 @@ def main(
     ] = 1.0,
 ) -> None:
     """Ship prediction journal segments to MongoDB (started by the API's prediction logger)."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s shipper: %(message)s")
     os.nice(NICENESS)

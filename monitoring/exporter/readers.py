@@ -1,5 +1,5 @@
 """The exporter's two sources, each read into one `Reading`: the registry (MLflow, only through
-`lifecycle.registry`) and the latest `reports` document (MongoDB, through the store)."""
+`lifecycle.stores.registry`) and the latest `reports` document (MongoDB, through the store)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle import metric_names as names
-from lifecycle import registry
-from lifecycle.documents import ReportSummary
-from lifecycle.settings import Settings
-from lifecycle.times import timestamp
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import timestamp
+from lifecycle.stores import registry
+from lifecycle.stores.documents import ReportSummary
 from monitoring.exporter.families import Reading, Sample
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class ReportsReader:
         self._store: PredictionStore | None = None
 
     def __call__(self) -> Reading:
-        from lifecycle.store import PredictionStore
+        from lifecycle.stores.prediction_store import PredictionStore
 
         if self._store is None:
             self._store = PredictionStore(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
 def experiment() -> None:
     """The challenger, the live metrics and paired test of the last report, and its decisions."""
-    from lifecycle import registry
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores import registry
+    from lifecycle.stores.prediction_store import PredictionStore
     from reporting.comparison import describe
 
     settings = get_settings()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from lifecycle.documents import StreamCheckpointDocument
-from lifecycle.store import PredictionStore
-from lifecycle.times import utcnow
+from lifecycle.core.times import utcnow
+from lifecycle.stores.documents import StreamCheckpointDocument
+from lifecycle.stores.prediction_store import PredictionStore
 
 COLLECTION = "stream_checkpoints"
 

@@ -14,9 +14,9 @@ import signal
 import threading
 from typing import Any
 
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import WaitTimeout, wait_until
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import StreamMetrics

@@ -15,11 +15,11 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle import metric_names as names
-from lifecycle.settings import Settings, get_settings
-from lifecycle.store import PredictionStore
-from lifecycle.times import timestamp, utcnow
-from lifecycle.waiting import wait_until
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import timestamp, utcnow
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores.prediction_store import PredictionStore
 from monitoring.exporter import ExporterServer, serve_exporter
 from tests.fixtures.monitoring import hours_ago, register_version
 from tests.fixtures.servers import MongoServer, free_port

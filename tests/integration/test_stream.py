@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from lifecycle import registry
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import registry
 from serving.stream.checkpoints import COLLECTION
 from tests.fixtures.kinesis import Feeder, StreamReader
 from tests.fixtures.serving import churn_records, metric_value

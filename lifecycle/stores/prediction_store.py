@@ -27,9 +27,9 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from lifecycle.documents import FeedbackDocument, PredictionDocument, ShadowScore
-from lifecycle.errors import SharedServerError
-from lifecycle.times import utcnow
+from lifecycle.core.errors import SharedServerError
+from lifecycle.core.times import utcnow
+from lifecycle.stores.documents import FeedbackDocument, PredictionDocument, ShadowScore
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -94,7 +94,7 @@ class PredictionStore:
 
     @classmethod
     def from_settings(cls, timeout_ms: int = 2000) -> PredictionStore:
-        from lifecycle.settings import get_settings
+        from lifecycle.core.settings import get_settings
 
         settings = get_settings()
         return cls(settings.mongo_uri, settings.mongo_db, timeout_ms)

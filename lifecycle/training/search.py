@@ -24,13 +24,13 @@ from hyperopt import STATUS_OK, Trials, fmin, tpe
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from lifecycle import registry
-from lifecycle.data import Dataset
-from lifecycle.evaluation import compute_metrics, loss
-from lifecycle.model import FeatureSpec
-from lifecycle.search_space import SearchSpace
-from lifecycle.settings import Settings, Task
-from lifecycle.splits import Splits
+from lifecycle.core.settings import Settings, Task
+from lifecycle.data.sources import Dataset
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import compute_metrics, loss
+from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores import registry
+from lifecycle.training.search_space import SearchSpace
 
 Progress = Callable[[int, int, float | None], None]
 

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lifecycle.errors import ModelNotReadyError, RegistryError
-from lifecycle.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from lifecycle.settings import Settings, get_settings
-from lifecycle.times import timestamp
+from lifecycle.core.errors import ModelNotReadyError, RegistryError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import timestamp
+from lifecycle.model.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.pyfunc import PyFuncModel
 
-    from lifecycle.model import Predictor
+    from lifecycle.model.predictor import Predictor
 
 T = TypeVar("T")
 
@@ -286,7 +286,7 @@ def load_version(version: ModelVersion, settings: Settings | None = None) -> Loa
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    from lifecycle.model import Predictor
+    from lifecycle.model.predictor import Predictor
 
     settings = settings or get_settings()
     use(settings)  # models:/ URIs resolve through the process-wide registry URI

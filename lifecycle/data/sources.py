@@ -1,10 +1,10 @@
 """Data sources, chosen by `MLOPS_DATA_SOURCE`, each returning a validated `Dataset`.
 
-    synthetic:churn?rows=N&seed=S&drift=D&concept=C   built-in churn generator (lifecycle.synthetic)
+    synthetic:churn?rows=N&seed=S&drift=D&concept=C   built-in churn generator (synthetic.py)
     sklearn:iris | sklearn:breast_cancer | sklearn:diabetes
     path/to/file.csv | path/to/file.parquet
     s3://bucket/key.csv|.parquet             through prefect-aws (MLOPS_S3_BLOCK or env credentials)
-    feedback:14d                             labelled production rows (lifecycle.feedback_data)
+    feedback:14d                             labelled production rows (feedback.py)
 
 Every failure raises DataSourceError with the source and the cause in one line.
 """
@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from lifecycle import synthetic
-from lifecycle.errors import DataSourceError
-from lifecycle.settings import Task
+from lifecycle.core.errors import DataSourceError
+from lifecycle.core.settings import Task
+from lifecycle.data import synthetic
 
 SKLEARN_SETS = {"iris": "multiclass", "breast_cancer": "binary", "diabetes": "regression"}
 MAX_CLASSES = 50  # more distinct integer labels than this means the target is a quantity
@@ -57,10 +57,10 @@ def load_dataset(
 ) -> Dataset:
     """Read `source`, resolve target and task, and check the table is fit to train on."""
     if source.startswith("feedback:"):
-        from lifecycle import feedback_data
-        from lifecycle.settings import get_settings
+        from lifecycle.core.settings import get_settings
+        from lifecycle.data import feedback
 
-        return feedback_data.read_source(source, get_settings(), target, task)
+        return feedback.read_source(source, get_settings(), target, task)
     frame, default_target = _read(source, s3_block)
     return dataset_from_frame(frame, source, target or default_target, task)
 

@@ -2,7 +2,7 @@
 fresh test split; the candidate becomes `champion` only if it meets the bound and is no worse
 than the champion beyond tolerance, otherwise `challenger`.
 
-When labelled production rows exist (lifecycle.feedback_data), the most recent of them are held
+When labelled production rows exist (lifecycle.data.feedback), the most recent of them are held
 out from training and the gate decides on those instead: they are the traffic the model will
 serve, so a candidate that only wins on the source's (older) test split is not promoted. The
 reason says which rows decided, with the test-split figures beside it."""
@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 import mlflow
 import pandas as pd
 
-from lifecycle import registry
-from lifecycle.evaluation import evaluate, is_better_or_equal
-from lifecycle.registry import CHALLENGER, CHAMPION
-from lifecycle.settings import LOWER_IS_BETTER, Settings, Task, get_settings
-from lifecycle.splits import Splits
+from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task, get_settings
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import evaluate, is_better_or_equal
+from lifecycle.stores import registry
+from lifecycle.stores.registry import CHALLENGER, CHAMPION
 
 if TYPE_CHECKING:
-    from lifecycle.model import Predictor
-    from lifecycle.training import Candidate
+    from lifecycle.model.predictor import Predictor
+    from lifecycle.training.candidate import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def decide(
 def shadow_first(decision: GateDecision, settings: Settings) -> GateDecision:
     """With a shadow (MLOPS_SHADOW_ALIAS) and live promotion (MLOPS_AUTO_PROMOTE) configured, a
     candidate that passes the gate replacing a champion goes to the shadow alias first: the
-    report flow promotes it when live evidence says so (lifecycle.experiment)."""
+    report flow promotes it when live evidence says so (lifecycle.decisions.experiment)."""
     alias = settings.shadow_alias
     if not (decision.promoted and alias and settings.auto_promote and decision.champion_version):
         return decision

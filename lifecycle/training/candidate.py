@@ -18,15 +18,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from lifecycle import registry
-from lifecycle.data import Dataset
-from lifecycle.evaluation import evaluate, loss
-from lifecycle.feedback_data import ProductionRows
-from lifecycle.gate import GateDecision
-from lifecycle.model import FeatureSpec, Predictor
-from lifecycle.search import SearchResult, TrialResult, dmatrix, objective_params
-from lifecycle.settings import Settings
-from lifecycle.splits import Splits
+from lifecycle.core.settings import Settings
+from lifecycle.data.feedback import ProductionRows
+from lifecycle.data.sources import Dataset
+from lifecycle.data.splits import Splits
+from lifecycle.decisions.gate import GateDecision
+from lifecycle.model.evaluation import evaluate, loss
+from lifecycle.model.predictor import FeatureSpec, Predictor
+from lifecycle.stores import registry
+from lifecycle.training.search import SearchResult, TrialResult, dmatrix, objective_params
 
 REFERENCE_ROWS = 5000
 
@@ -83,7 +83,7 @@ def log_and_register(
     """Log the refit model (signature + input example) with its artifacts and register it."""
     from mlflow.models import infer_signature
 
-    from lifecycle.pyfunc import LifecycleModel
+    from lifecycle.model.pyfunc import LifecycleModel
 
     t0 = time.perf_counter()
     spec = predictor.spec

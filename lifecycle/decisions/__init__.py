@@ -1,0 +1,1 @@
+"""Decisions about model versions: the offline quality gate and live experiments."""
