@@ -22,7 +22,8 @@ from flows import distributed
 from lifecycle.core.errors import DataSourceError
 from lifecycle.core.settings import Settings, get_settings, using
 from lifecycle.data import feedback
-from lifecycle.data.sources import Dataset, load_dataset
+from lifecycle.data.dataset import Dataset
+from lifecycle.data.sources import load_dataset
 from lifecycle.data.splits import Splits, split_dataset
 from lifecycle.decisions import gate
 from lifecycle.model.predictor import FeatureSpec

@@ -25,7 +25,7 @@ import pandas as pd
 from lifecycle.core.errors import DataSourceError
 from lifecycle.core.settings import Settings, Task
 from lifecycle.core.times import parse_duration, utcnow
-from lifecycle.data.sources import Dataset, dataset_from_frame
+from lifecycle.data.dataset import Dataset, dataset_from_frame
 from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from lifecycle.core.settings import Settings
+from lifecycle.data.dataset import Dataset
 from lifecycle.data.feedback import ProductionRows
-from lifecycle.data.sources import Dataset
 from lifecycle.data.splits import Splits
 from lifecycle.decisions.gate import GateDecision
 from lifecycle.model.evaluation import evaluate, loss

@@ -25,7 +25,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from lifecycle.core.settings import Settings, Task
-from lifecycle.data.sources import Dataset
+from lifecycle.data.dataset import Dataset
 from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import compute_metrics, loss
 from lifecycle.model.predictor import FeatureSpec

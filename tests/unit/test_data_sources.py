@@ -12,7 +12,8 @@ import pytest
 
 from lifecycle.core.errors import DataSourceError
 from lifecycle.data import synthetic
-from lifecycle.data.sources import infer_task, load_dataset
+from lifecycle.data.dataset import infer_task
+from lifecycle.data.sources import load_dataset
 
 
 @pytest.mark.parametrize(
