@@ -19,6 +19,7 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from flows import distributed
+from flows.train_summary import TrainResult, report_markdown, summarize
 from lifecycle.core.errors import DataSourceError
 from lifecycle.core.settings import Settings, get_settings, using
 from lifecycle.data import feedback
@@ -29,14 +30,7 @@ from lifecycle.decisions import gate
 from lifecycle.model.predictor import FeatureSpec
 from lifecycle.stores import registry
 from lifecycle.training import search
-from lifecycle.training.candidate import (
-    Candidate,
-    TrainResult,
-    log_and_register,
-    refit,
-    report_markdown,
-    summarize,
-)
+from lifecycle.training.candidate import Candidate, log_and_register, refit
 from lifecycle.training.search_space import get_space
 
 

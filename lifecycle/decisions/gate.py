@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -19,12 +18,10 @@ import pandas as pd
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task, get_settings
 from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import evaluate, is_better_or_equal
+from lifecycle.model.predictor import Predictor
 from lifecycle.stores import registry
 from lifecycle.stores.registry import CHALLENGER, CHAMPION
-
-if TYPE_CHECKING:
-    from lifecycle.model.predictor import Predictor
-    from lifecycle.training.candidate import Candidate
+from lifecycle.training.candidate import Candidate
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from flows.train import run_train_flow
+from flows.train_summary import TrainResult
 from lifecycle.core.settings import Settings
 from lifecycle.core.waiting import wait_until
 from lifecycle.stores import registry
 from lifecycle.training import search
-from lifecycle.training.candidate import TrainResult
 from lifecycle.training.search import TAG_WORKER
 from ops.local_servers import free_port
 from tests.fixtures.dask import DaskCluster, MlflowServer
@@ -140,7 +140,7 @@ def _artifact(first_run: Trained) -> Any:
 def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
     first_run: Trained, prefect_api: str
 ) -> None:
-    from lifecycle.training.candidate import report_markdown
+    from flows.train_summary import report_markdown
 
     markdown = str(_artifact(first_run).data)
     # The local run's artifact, unchanged, then one line about the cluster.

@@ -54,7 +54,7 @@ def test_feedback_window_uses_exactly_the_labelled_rows_and_the_gate_decides_on_
     prefect_harness: None, mlops_home: Path, production: PredictionStore, monkeypatch
 ) -> None:
     from flows.train import run_train_flow
-    from lifecycle.training.candidate import report_markdown
+    from flows.train_summary import report_markdown
 
     monkeypatch.setenv("MLOPS_MIN_METRIC", "0.5")  # the old regime's floor is not the point here
     settings = Settings(MLOPS_DATA_SOURCE=BASE, MLOPS_SEARCH_SPACE="fast")
