@@ -23,7 +23,9 @@ from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import evaluate
 from lifecycle.model.predictor import FeatureSpec, Predictor
 from lifecycle.stores import registry
-from lifecycle.training.search import SearchResult, TrialResult, dmatrix, objective_params
+from lifecycle.training.matrices import dmatrix, objective_params
+from lifecycle.training.search import SearchResult
+from lifecycle.training.trials import TrialResult
 
 REFERENCE_ROWS = 5000
 

@@ -24,8 +24,7 @@ from flows.train_summary import TrainResult
 from lifecycle.core.settings import Settings
 from lifecycle.core.waiting import wait_until
 from lifecycle.stores import registry
-from lifecycle.training import search
-from lifecycle.training.search import TAG_WORKER
+from lifecycle.training.trials import TAG_WORKER, prepared_keys
 from ops.local_servers import free_port
 from tests.fixtures.dask import DaskCluster, MlflowServer
 
@@ -118,7 +117,7 @@ def test_distributed_data_reaches_each_worker_once(
     # Each worker holds the search's matrices, built once from the one scattered copy.
     with Client(dask_cluster.address, timeout="10s", set_as_default=False) as client:
         # By reference to an importable function: the workers cannot import `tests`.
-        held = client.run(search.prepared_keys)
+        held = client.run(prepared_keys)
     assert len(held) == 2
     assert all(first_run.result.run_id in keys for keys in held.values())
 
