@@ -24,7 +24,7 @@ from lifecycle.core.settings import Settings
 from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import loss
 from lifecycle.model.predictor import FeatureSpec
-from lifecycle.stores import registry
+from lifecycle.stores.registry_runs import NestedRuns, experiment_of
 from lifecycle.training import cluster, search
 from lifecycle.training.cluster import ClusterError
 from lifecycle.training.search_space import SearchSpace
@@ -77,9 +77,8 @@ def trial(
     """One hyperopt trial on a Dask worker: fit, score, log its nested run tagged `worker`."""
     from distributed import get_worker
 
-    client = registry.client(settings)
-    worker = get_worker().address
-    return run_trial(data, params, number, client, parent_run_id, experiment_id, worker)
+    runs = NestedRuns(settings, parent_run_id, experiment_id)
+    return run_trial(data, params, number, runs, get_worker().address)
 
 
 def _cluster_client(address: str) -> Any:
@@ -139,7 +138,7 @@ def search_on_cluster(
     client = _cluster_client(address)
     slots = sum(client.nthreads().values())
     window = settings.parallel_trials or in_flight_default(slots)
-    experiment_id = registry.client(settings).get_run(run_id).info.experiment_id
+    experiment_id = experiment_of(run_id, settings)
     # Once per worker, not per trial: the future of a broadcast scatter resolves on each worker
     # to its own copy. One thread per trial unless MLOPS_TRIAL_THREADS says otherwise, so that
     # a worker's threads times the trials' threads does not oversubscribe its cores.

@@ -117,13 +117,13 @@ def load_version_reference(version: str, settings: Settings | None = None) -> Re
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from lifecycle.stores import registry
+    from lifecycle.stores import registry, registry_loading
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
     run_id = model_version.tags.get("train_run_id") or model_version.run_id
     try:
-        frame = registry.load_reference(model_version, settings)
+        frame = registry_loading.load_reference(model_version, settings)
         spec_path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=SPEC_ARTIFACT, tracking_uri=settings.mlflow_tracking_uri
         )

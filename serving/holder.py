@@ -27,7 +27,7 @@ from lifecycle.core.errors import ModelNotReadyError
 from lifecycle.core.settings import Settings
 from lifecycle.core.times import utcnow
 from lifecycle.model.predictor import Predictor
-from lifecycle.stores import registry
+from lifecycle.stores import registry, registry_loading
 from serving.booster import DensePredictor
 from serving.metrics import ServingMetrics
 from serving.validation import RecordValidator
@@ -187,7 +187,7 @@ class ModelHolder:
     def _load(self, version: ModelVersion) -> LoadedModel:
         """Download, load, smoke-test: raises on any problem, leaving the holder untouched."""
         t0 = time.perf_counter()
-        found = registry.load_version(version, self.settings)
+        found = registry_loading.load_version(version, self.settings)
         predictor = found.predictor
         validator = RecordValidator(predictor.spec, found.pyfunc.metadata.get_input_schema())
         example: list[dict[str, Any]] = []

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 import mlflow
 import pandas as pd
 
-from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task, get_settings
+from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
 from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import evaluate, is_better_or_equal
 from lifecycle.model.predictor import Predictor
-from lifecycle.stores import registry
+from lifecycle.stores import registry, registry_loading
 from lifecycle.stores.registry import CHALLENGER, CHAMPION
 from lifecycle.training.candidate import Candidate
 
@@ -109,11 +109,8 @@ def apply_decision(version: str, decision: GateDecision, settings: Settings | No
     if decision.promoted:
         registry.promote(version, settings)
     else:
-        settings = settings or get_settings()
         alias = decision.alias if decision.alias != CHAMPION else CHALLENGER
-        registry.client(settings).set_registered_model_alias(
-            settings.model_name, alias, str(version)
-        )
+        registry.set_alias(alias, version, settings)
 
 
 def gate(
@@ -131,7 +128,7 @@ def gate(
     champ = None
     if champion_version is not None and champion_version != candidate.version:
         try:
-            _, champ = registry.load_predictor(champion_version, settings)
+            _, champ = registry_loading.load_predictor(champion_version, settings)
         except Exception as exc:  # any failure means "cannot compare"; the reason is logged
             log.warning("champion v%s cannot be loaded: %s", champion_version, exc)
     champion_test = _score(champ, splits.test, metric, champion_version)
@@ -144,10 +141,7 @@ def gate(
         )
     decision = shadow_first(decision, settings)
     apply_decision(candidate.version, decision, settings)
-    client = registry.client(settings)
-    client.set_model_version_tag(
-        settings.model_name, candidate.version, registry.TAG_GATE, decision.reason
-    )
+    registry.tag_version(candidate.version, registry.TAG_GATE, decision.reason, settings)
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
     return decision

@@ -91,14 +91,9 @@ def log_and_register(
             # Given explicitly: inferring requirements would load the model in a subprocess.
             pip_requirements=_requirements(),
         )
-        version = mlflow.register_model(
-            info.model_uri,
-            settings.model_name,
-            tags=_version_tags(spec, settings, test_metrics, dataset, run_id, result),
-        )
-    return Candidate(
-        str(version.version), run_id, test_metrics, predictor, time.perf_counter() - t0
-    )
+        tags = _version_tags(spec, settings, test_metrics, dataset, run_id, result)
+        version = registry.register(info.model_uri, tags, settings)
+    return Candidate(version, run_id, test_metrics, predictor, time.perf_counter() - t0)
 
 
 def _log_evidence(

@@ -21,6 +21,7 @@ from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import loss
 from lifecycle.model.predictor import FeatureSpec
 from lifecycle.stores import registry
+from lifecycle.stores.registry_runs import TRAIN_RUN_PREFIX, NestedRuns
 from lifecycle.training.search_space import SearchSpace
 from lifecycle.training.trials import TrialData, TrialResult, best_value, release, run_trial
 
@@ -54,7 +55,7 @@ def start_run(settings: Settings, dataset: Dataset, space: SearchSpace, trials: 
     registry.configure(settings)
     fp = dataset.fingerprint()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    with mlflow.start_run(run_name=f"train-{stamp}") as run:
+    with mlflow.start_run(run_name=f"{TRAIN_RUN_PREFIX}{stamp}") as run:
         mlflow.log_params(
             {
                 "data_source": dataset.source,
@@ -84,14 +85,13 @@ def search(
     progress: Progress | None = None,
 ) -> SearchResult:
     """hyperopt TPE over `space`, one trial after another in this process."""
-    client = registry.client(settings)
-    experiment_id = client.get_run(run_id).info.experiment_id
+    runs = NestedRuns(settings, run_id)
     data = TrialData(run_id, splits, spec, space, seed, settings.trial_threads)
     results: list[TrialResult] = []
 
     def trial(sampled: dict[str, Any]) -> dict[str, Any]:
         params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sampled.items()}
-        result = run_trial(data, params, len(results), client, run_id, experiment_id)
+        result = run_trial(data, params, len(results), runs)
         results.append(result)
         if progress is not None:
             progress(len(results), trials, best_value(results, metric))

@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import compute_metrics, loss
 from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores.registry_runs import NestedRuns
 from lifecycle.training.matrices import dmatrix, objective_params
 from lifecycle.training.search_space import SearchSpace
 
@@ -129,47 +128,30 @@ def fit_trial(data: TrialData, params: dict[str, Any]) -> tuple[dict[str, float]
     return scores, best_iteration, fit_seconds
 
 
-def log_trial(
-    client: Any,
-    parent_run_id: str,
-    experiment_id: str,
-    result: TrialResult,
-) -> str:
+def log_trial(runs: NestedRuns, result: TrialResult) -> str:
     """The trial's nested run: params, validation metrics, fit seconds (and the worker)."""
-    run = client.create_run(
-        experiment_id,
-        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: f"trial-{result.number:03d}"},
-    )
-    now = int(time.time() * 1000)
-    tags = [RunTag("trial", str(result.number))]
+    tags = {"trial": str(result.number)}
     if result.worker is not None:
-        tags.append(RunTag(TAG_WORKER, result.worker))
-    # One batched write per trial: per-call logging would dominate small fits.
-    client.log_batch(
-        run.info.run_id,
-        metrics=[Metric(f"val_{k}", v, now, 0) for k, v in result.metrics.items()]
-        + [Metric("fit_seconds", result.fit_seconds, now, 0)],
-        params=[Param(k, str(v)) for k, v in result.params.items()]
-        + [Param("best_iteration", str(result.best_iteration))],
-        tags=tags,
+        tags[TAG_WORKER] = result.worker
+    return runs.log(
+        f"trial-{result.number:03d}",
+        {**{f"val_{k}": v for k, v in result.metrics.items()}, "fit_seconds": result.fit_seconds},
+        {**result.params, "best_iteration": result.best_iteration},
+        tags,
     )
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
 
 
 def run_trial(
     data: TrialData,
     params: dict[str, Any],
     number: int,
-    client: Any,
-    parent_run_id: str,
-    experiment_id: str,
+    runs: NestedRuns,
     worker: str | None = None,
 ) -> TrialResult:
     """Fit, score and log one trial."""
     scores, best_iteration, fit_seconds = fit_trial(data, params)
     result = TrialResult(number, params, scores, best_iteration, fit_seconds, "", worker)
-    result.run_id = log_trial(client, parent_run_id, experiment_id, result)
+    result.run_id = log_trial(runs, result)
     return result
 
 

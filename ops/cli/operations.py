@@ -116,7 +116,7 @@ def predict_batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lifecycle.model import batch
-    from lifecycle.stores.registry import load_predictor
+    from lifecycle.stores.registry_loading import load_predictor
 
     columns, parquet_rows = batch.input_columns(input)
     batch.file_format(output, "output")

@@ -23,7 +23,7 @@ import pytest
 
 from lifecycle.data.synthetic import churn_features
 from lifecycle.model.predictor import Predictor
-from lifecycle.stores import registry
+from lifecycle.stores import registry_loading
 from tests.fixtures.training import TrainedRegistry
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ ONE_MONTH_INACTIVE = 0.10
 @pytest.fixture(scope="module")
 def predictor(trained_registry: TrainedRegistry) -> Predictor:
     """The session's registered churn model, loaded as the API loads it."""
-    _, loaded = registry.load_predictor(trained_registry.version, trained_registry.settings)
+    _, loaded = registry_loading.load_predictor(trained_registry.version, trained_registry.settings)
     return loaded
 
 

@@ -15,7 +15,7 @@ from lifecycle.core.settings import get_settings
 from lifecycle.data import synthetic
 from lifecycle.data.sources import load_dataset
 from lifecycle.model.predictor import Predictor
-from lifecycle.stores import registry
+from lifecycle.stores import registry, registry_loading
 from tests.fixtures.cli import run_mlops
 from tests.fixtures.training import SMALL_SOURCE, seed_mlflow_store
 
@@ -75,7 +75,7 @@ def test_train_registers_champion_with_50_nested_trials(fifty_trials) -> None:
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert {"plots/feature_importance.png", "plots/confusion_matrix.png"} <= artifacts
 
-    reference = registry.load_reference(champion, settings)
+    reference = registry_loading.load_reference(champion, settings)
     assert {"churn", "prediction", "gender", "credit_limit"} <= set(reference.columns)
     assert 100 < len(reference) <= 5000
 
