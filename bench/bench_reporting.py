@@ -70,7 +70,7 @@ def _chunk_documents(
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """Documents of rows [offset, offset + rows) of the window, and their true labels."""
     from lifecycle.data.synthetic import generate_churn
-    from lifecycle.stores.prediction_store import prediction_document
+    from lifecycle.stores.documents import prediction_document
 
     frame = generate_churn(rows, seed=123 + offset, drift=0.5)
     features = frame.drop(columns=["churn"])

@@ -40,7 +40,7 @@ def decide(summary: ReportSummary, comparison: dict[str, Any]) -> dict[str, Any]
     `decisions`."""
     settings = get_settings()
     champion_version = comparison.get("champion")
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    store = PredictionStore.open(settings, "report")
     try:
         history = [
             (str(r.get("model_version")), r.get("live_metric"))

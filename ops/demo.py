@@ -210,7 +210,7 @@ def _report(demo: Demo, since: float, log: str) -> dict[str, Any]:
     out = demo.mlops("report", "--window", f"{seconds}s", log=log)
     # Its URL is on the reports server (:8088), which this finite demo does not leave running.
     print("\n".join(line for line in out.splitlines() if not line.startswith("report:")))
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    store = PredictionStore.open(demo.settings, "demo")
     try:
         return store.latest_report(demo.settings.model_name) or {}
     finally:

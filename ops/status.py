@@ -72,7 +72,7 @@ def _registry_part(settings: Settings, status: Status) -> None:
 def _store_part(settings: Settings, status: Status) -> None:
     from lifecycle.stores.prediction_store import PredictionStore
 
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1500)
+    store = PredictionStore.open(settings, "status")
     try:
         since = datetime.now(UTC) - timedelta(hours=24)
         status.predictions_24h = store.predictions.count_documents({"ts": {"$gte": since}})

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from lifecycle.core.times import as_utc
-from lifecycle.stores.prediction_store import SAMPLE_KEY, PredictionStore
+from lifecycle.stores.documents import SAMPLE_KEY
+from lifecycle.stores.prediction_store import PredictionStore
 
 PREDICTION = "prediction"
 ACTUAL = "actual"

@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1000)
+        store = PredictionStore.open(settings, "request")
         app.state.store = store
         if settings.log_predictions:
             app.state.logger = PredictionLogger(

@@ -175,7 +175,7 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s shipper: %(message)s")
     os.nice(NICENESS)
     settings = get_settings()  # MONGO_URI and MLOPS_MONGO_DB, set by the API for this process
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1000)
+    store = PredictionStore.open(settings, "shipper")
     try:
         shipper = Shipper(store, spool_dir, owner, sys.stdout.fileno(), retry_seconds)
         shipper.run(sys.stdin.buffer)

@@ -143,7 +143,7 @@ def _read(
     source: str,
 ) -> pd.DataFrame:
     own = store is None
-    store = store or PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=5000)
+    store = store or PredictionStore.open(settings, "training")
     until = utcnow()
     try:
         return read_labelled(store, until - length, until, target)

@@ -28,8 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from lifecycle.stores.documents import PredictionDocument
-from lifecycle.stores.prediction_store import prediction_document
+from lifecycle.stores.documents import PredictionDocument, prediction_document
 
 log = logging.getLogger(__name__)
 

@@ -116,18 +116,15 @@ def report_samples(report: ReportSummary) -> list[Sample]:
 class ReportsReader:
     """Reads the latest `reports` document; keeps one pymongo client (it pools connections)."""
 
-    def __init__(self, settings: Settings, timeout_ms: int = 1500) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.timeout_ms = timeout_ms
         self._store: PredictionStore | None = None
 
     def __call__(self) -> Reading:
         from lifecycle.stores.prediction_store import PredictionStore
 
         if self._store is None:
-            self._store = PredictionStore(
-                self.settings.mongo_uri, self.settings.mongo_db, self.timeout_ms
-            )
+            self._store = PredictionStore.open(self.settings, "exporter")
         found = self._store.latest_report(self.settings.model_name)
         if found is None:
             return Reading(ok=True)

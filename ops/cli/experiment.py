@@ -32,7 +32,7 @@ def experiment() -> None:
         f"after {settings.rollback_after_windows} reports out of bounds "
         f"(auto {str(settings.auto_rollback).lower()})"
     )
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=3000)
+    store = PredictionStore.open(settings, "cli")
     try:
         report = store.latest_report(settings.model_name)
     finally:

@@ -102,7 +102,7 @@ def serve(
     check_streams(client, settings, wait_seconds, create)
     metrics = StreamMetrics()
     holder = ModelHolder(settings, metrics)
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=2000)
+    store = PredictionStore.open(settings, "stream")
     logger = _start_logger(settings, metrics)
     server = _start_metrics(settings, metrics, metrics_host)
     watcher = Watcher(holder)

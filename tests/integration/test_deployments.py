@@ -168,7 +168,7 @@ def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
 
 def _drifted_traffic(settings: Settings, rows: int) -> list[dict]:
     """Drifted traffic logged by "the API": documents of the prediction log's shape."""
-    from lifecycle.stores.prediction_store import prediction_document
+    from lifecycle.stores.documents import prediction_document
     from lifecycle.stores.registry_loading import load_predictor
 
     version, predictor = load_predictor(None, settings)

@@ -183,7 +183,7 @@ def test_exporter_values_match_registry_and_reports(
     get_settings.cache_clear()
     settings = get_settings()
     _seed_registry(settings)
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     try:
         _seed_reports(store, settings.model_name)
         samples = scrape_until(exporter_factory(settings).url, "both sources up", both_up)
@@ -236,7 +236,7 @@ def test_exporter_answers_200_when_mongodb_goes_down(
     settings = get_settings()
     register_version(settings.mlflow_tracking_uri, settings.model_name, hours_ago(2),
                      "champion", {"accuracy": 0.9})  # fmt: skip
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     store.insert_report(
         report(settings.model_name, "1", 0, drift_share=0.2, metrics={"accuracy": 0.8})
     )
@@ -280,7 +280,7 @@ def test_exporter_answers_200_within_budget_when_registry_hangs(
     get_settings.cache_clear()
     settings = get_settings()
     name = settings.model_name
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     store.insert_report(report(name, "4", 0, drift_share=0.3, metrics={"accuracy": 0.77}))
     store.close()
     # Budget 1 s per source: each scrape waits 1 s for the hanging read and at most 1 s for the

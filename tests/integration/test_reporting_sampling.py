@@ -11,7 +11,8 @@ import pytest
 
 from lifecycle.core.settings import Settings
 from lifecycle.data.synthetic import generate_churn
-from lifecycle.stores.prediction_store import SAMPLE_KEY, PredictionStore
+from lifecycle.stores.documents import SAMPLE_KEY
+from lifecycle.stores.prediction_store import PredictionStore
 from reporting.window import read_window
 from tests.fixtures.reporting import SeededWindow, TrainedModel, seed_window
 

@@ -15,7 +15,8 @@ from lifecycle.core.times import utcnow
 from lifecycle.data import synthetic
 from lifecycle.data.feedback import with_production
 from lifecycle.data.sources import load_dataset
-from lifecycle.stores.prediction_store import PredictionStore, prediction_document
+from lifecycle.stores.documents import prediction_document
+from lifecycle.stores.prediction_store import PredictionStore
 
 BASE = "synthetic:churn?rows=600&seed=7"  # old regime (concept 0), kept small: the point is
 # that the production rows (concept 1) teach the candidate what the old champion cannot know
