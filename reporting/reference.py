@@ -22,8 +22,6 @@ from lifecycle.core.settings import Settings, get_settings
 from lifecycle.model.evaluation import metric_names
 from lifecycle.model.predictor import FeatureSpec
 
-SPEC_ARTIFACT = "data/feature_spec.json"
-
 
 class ReferenceUnavailableError(LifecycleError):
     """The serving version's reference or feature spec cannot be read from MLflow."""
@@ -114,19 +112,16 @@ def _write_cache(folder: Path, reference: Reference) -> None:
 
 def load_version_reference(version: str, settings: Settings | None = None) -> Reference:
     """Reference, spec and test metrics of `version` of the settings' model."""
-    import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
     from lifecycle.stores import registry, registry_loading
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
-    run_id = model_version.tags.get("train_run_id") or model_version.run_id
+    run_id = registry.train_run_id(model_version)
     try:
         frame = registry_loading.load_reference(model_version, settings)
-        spec_path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=SPEC_ARTIFACT, tracking_uri=settings.mlflow_tracking_uri
-        )
+        spec_path = registry_loading.download_run_artifact(run_id, registry.SPEC_PATH, settings)
     except (MlflowException, OSError) as exc:
         raise ReferenceUnavailableError(
             f"model {settings.model_name!r} version {version}: cannot read its reference "
