@@ -43,10 +43,12 @@ def latest_training_run(settings: Settings) -> Run | None:
 class NestedRuns:
     """Where one search's trials log their runs: a client, the parent run and its experiment.
 
-    Opened once per local search, and once per trial on a Dask worker (an MLflow client does not
-    travel between processes)."""
+    Opened once per local search, and by each trial on a Dask worker (the flow sends the trial
+    the experiment id, not a client)."""
 
-    def __init__(self, settings: Settings, parent_run_id: str, experiment_id: str | None = None):
+    def __init__(
+        self, settings: Settings, parent_run_id: str, experiment_id: str | None = None
+    ) -> None:
         self.client: Any = client(settings)
         self.parent_run_id = parent_run_id
         self.experiment_id = experiment_id or self.client.get_run(parent_run_id).info.experiment_id
