@@ -69,8 +69,8 @@ def _chunk_documents(
     rows: int, offset: int, total: int, version: str, predictor: Any, model_name: str
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """Documents of rows [offset, offset + rows) of the window, and their true labels."""
-    from lifecycle.store import prediction_document
-    from lifecycle.synthetic import generate_churn
+    from lifecycle.data.synthetic import generate_churn
+    from lifecycle.stores.documents import prediction_document
 
     frame = generate_churn(rows, seed=123 + offset, drift=0.5)
     features = frame.drop(columns=["churn"])
@@ -102,7 +102,7 @@ def seed_file(db_path: Path, rows: int, labelled: float, version: str, predictor
     import neosqlite
     import orjson
 
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     model_name = get_settings().model_name
     conn = neosqlite.Connection(str(db_path))
@@ -146,9 +146,9 @@ def train_reference() -> tuple[str, Any]:
     import mlflow.pyfunc
 
     from flows.train import run_train_flow
-    from lifecycle import registry
-    from lifecycle.model import Predictor
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
+    from lifecycle.model.predictor import Predictor
+    from lifecycle.stores import registry
 
     settings = get_settings()
     t0 = time.perf_counter()
@@ -244,7 +244,7 @@ def bench_size(
     """Seed one window of `rows` into its own server, then run the flow `repeats` times."""
     import pymongo
 
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     db_path = tmp / f"nx-{rows}.db"
     t0 = time.perf_counter()

@@ -33,7 +33,7 @@ import typer
 from serving_report import report as _report
 from serving_report import show as _show
 
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.waiting import WaitTimeout, wait_until
 from ops.local_servers import free_port, nx_command, stop_process, wait_http
 
 BIN = Path(sys.executable).parent
@@ -96,8 +96,8 @@ def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
 def train_model(home: Path, rows: int, trials: int) -> tuple[Any, str]:
     """Train and register the churn model through the `train-model` flow (as `mlops train`)."""
     from flows.train import run_train_flow
-    from lifecycle import registry
-    from lifecycle.settings import Settings
+    from lifecycle.core.settings import Settings
+    from lifecycle.stores import registry
 
     source = f"synthetic:churn?rows={rows}"
     settings = Settings(MLOPS_HOME=str(home), MLOPS_DATA_SOURCE=source)
@@ -146,7 +146,7 @@ def main(
         SIDE_CPU[:] = ["taskset", "-c", "0"]
         print("pinning: servers under test on CPU 1; wrk and the MongoDB-wire server on CPU 0")
 
-    from lifecycle.synthetic import churn_features
+    from lifecycle.data.synthetic import churn_features
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)

@@ -27,7 +27,7 @@ import orjson
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
 from ops.local_servers import free_port, nx_command, stop_process, wait_port
 
 MLOPS = Path(sys.executable).parent / "mlops"
@@ -288,9 +288,9 @@ def main(
     ] = None,
 ) -> None:
     """Stream serving: records/s against the seed's consumer, and latency at a steady rate."""
-    from lifecycle import registry
-    from lifecycle.settings import Settings
-    from lifecycle.synthetic import churn_features
+    from lifecycle.core.settings import Settings
+    from lifecycle.data.synthetic import churn_features
+    from lifecycle.stores import registry
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     moto_port, mongo_port = free_port(), free_port()

@@ -28,7 +28,7 @@ from pathlib import Path
 import typer
 
 from flows.train import run_train_flow
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 
 
 def run_once(rows: int, trials: int, seed: int, **extra: str) -> dict[str, float]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from deployments import pools
-from lifecycle.console import run_entry_point
-from lifecycle.settings import Settings, get_settings
+from deployments.console import run_entry_point
+from lifecycle.core.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = pools.POOLS["process"]

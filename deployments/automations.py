@@ -26,7 +26,7 @@ from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.settings import PREFECT_API_URL
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 
 GUARD_NAME = "lifecycle-model-stale"
 WEBHOOK_BLOCK_NAME = "lifecycle-alert-webhook"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 
 PoolType = Literal["process", "kubernetes", "ecs"]
 HERE = Path(__file__).resolve().parent

@@ -18,8 +18,8 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 
-from lifecycle import events
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core import events
+from lifecycle.core.settings import Settings, get_settings
 
 NAME = "lifecycle-retrain-on-drift"
 TRAIN_DEPLOYMENT = "train-model/daily"

@@ -1,5 +1,5 @@
 """The search on a Dask cluster (`MLOPS_DASK_ADDRESS`): hyperopt TPE asked for one suggestion at
-a time (lifecycle.trial_batches), each trial a Prefect task run submitted through
+a time (lifecycle.training.trial_batches), each trial a Prefect task run submitted through
 `prefect_dask.DaskTaskRunner(address=...)`, a fixed number in flight, the results told back in
 trial order (`search_in_window`: one seed, one sequence of suggestions).
 
@@ -20,14 +20,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 
-from lifecycle import cluster, registry, search
-from lifecycle.cluster import ClusterError
-from lifecycle.evaluation import loss
-from lifecycle.model import FeatureSpec
-from lifecycle.search_space import SearchSpace
-from lifecycle.settings import Settings
-from lifecycle.splits import Splits
-from lifecycle.trial_batches import BatchedTPE, Suggestion, search_in_window
+from lifecycle.core.settings import Settings
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import loss
+from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores.registry_runs import NestedRuns, experiment_of
+from lifecycle.training import cluster, search
+from lifecycle.training.cluster import ClusterError
+from lifecycle.training.search_space import SearchSpace
+from lifecycle.training.trial_batches import BatchedTPE, Suggestion, search_in_window
+from lifecycle.training.trials import TrialData, TrialResult, best_value, run_trial
 
 
 def task_runner(settings: Settings) -> Any | None:
@@ -65,19 +67,18 @@ def check_cluster(settings: Settings) -> None:
 
 @task(name="trial", task_run_name="trial-{number:03d}", cache_policy=NO_CACHE)
 def trial(
-    data: search.TrialData,
+    data: TrialData,
     params: dict[str, Any],
     number: int,
     settings: Settings,
     parent_run_id: str,
     experiment_id: str,
-) -> search.TrialResult:
+) -> TrialResult:
     """One hyperopt trial on a Dask worker: fit, score, log its nested run tagged `worker`."""
     from distributed import get_worker
 
-    client = registry.client(settings)
-    worker = get_worker().address
-    return search.run_trial(data, params, number, client, parent_run_id, experiment_id, worker)
+    runs = NestedRuns(settings, parent_run_id, experiment_id)
+    return run_trial(data, params, number, runs, get_worker().address)
 
 
 def _cluster_client(address: str) -> Any:
@@ -106,7 +107,7 @@ def _retried(client: Any, future: Any) -> bool:
     return sum(1 for step in story if step[0] == key and step[2] == "processing") > 1
 
 
-def _outcome(future: Any, number: int, logger: Any) -> search.TrialResult | None:
+def _outcome(future: Any, number: int, logger: Any) -> TrialResult | None:
     """The trial's result, or None when it failed (logged: one failed trial must not end the
     search, whatever it raised; KilledWorker when the cluster gave up on it)."""
     try:
@@ -114,7 +115,7 @@ def _outcome(future: Any, number: int, logger: Any) -> search.TrialResult | None
     except Exception as exc:
         logger.warning("trial %d failed on the cluster: %s", number, exc)
         return None
-    if isinstance(value, search.TrialResult):
+    if isinstance(value, TrialResult):
         return value
     logger.warning("trial %d failed: %s", number, value)
     return None
@@ -137,11 +138,11 @@ def search_on_cluster(
     client = _cluster_client(address)
     slots = sum(client.nthreads().values())
     window = settings.parallel_trials or in_flight_default(slots)
-    experiment_id = registry.client(settings).get_run(run_id).info.experiment_id
+    experiment_id = experiment_of(run_id, settings)
     # Once per worker, not per trial: the future of a broadcast scatter resolves on each worker
     # to its own copy. One thread per trial unless MLOPS_TRIAL_THREADS says otherwise, so that
     # a worker's threads times the trials' threads does not oversubscribe its cores.
-    data = search.TrialData(run_id, splits, spec, space, seed, settings.trial_threads or 1)
+    data = TrialData(run_id, splits, spec, space, seed, settings.trial_threads or 1)
     shared = client.scatter(data, broadcast=True)
     get_run_logger().info(
         "searching on %s: %d worker threads, %d trials in flight", address, slots, window
@@ -207,7 +208,7 @@ class _Tally:
         self, client: Any, metric: str, trials: int, progress: search.Progress | None
     ) -> None:
         self.client, self.metric, self.trials, self.progress = client, metric, trials, progress
-        self.results: list[search.TrialResult] = []
+        self.results: list[TrialResult] = []
         self.failed = self.retried = 0
         self.logger = get_run_logger()
 
@@ -221,7 +222,7 @@ class _Tally:
             self.results.append(outcome)
         if self.progress is not None:
             done = len(self.results) + self.failed
-            self.progress(done, self.trials, search.best_value(self.results, self.metric))
+            self.progress(done, self.trials, best_value(self.results, self.metric))
         return None if outcome is None else loss(self.metric, outcome.metrics[self.metric])
 
 

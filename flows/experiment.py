@@ -1,7 +1,7 @@
 """The live-experiment steps of `build-reports`: compare the window's versions on live labels
 (before the page is built, so the report shows it), then promote the shadow or roll the champion
-back when the evidence and the switches say so (lifecycle.experiment). The comparison and its
-decisions go into the report summary (`experiment`), so the HTML, the JSON, the `reports`
+back when the evidence and the switches say so (lifecycle.decisions.experiment). The comparison
+and its decisions go into the report summary (`experiment`), so the HTML, the JSON, the `reports`
 document, the index, the exporter, `mlops status` and `mlops experiment` carry it.
 """
 
@@ -14,11 +14,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from lifecycle import experiment, registry
-from lifecycle.documents import ReportSummary
-from lifecycle.evaluation import REGRESSION_METRICS
-from lifecycle.settings import Task, get_settings
-from lifecycle.store import PredictionStore
+from lifecycle.core.settings import Task, get_settings
+from lifecycle.decisions import experiment
+from lifecycle.model.evaluation import REGRESSION_METRICS
+from lifecycle.stores import registry
+from lifecycle.stores.documents import ReportSummary
+from lifecycle.stores.prediction_store import PredictionStore
 from reporting.comparison import compare_pairs, describe
 from reporting.window import WindowData
 
@@ -39,7 +40,7 @@ def decide(summary: ReportSummary, comparison: dict[str, Any]) -> dict[str, Any]
     `decisions`."""
     settings = get_settings()
     champion_version = comparison.get("champion")
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    store = PredictionStore.open(settings, "report")
     try:
         history = [
             (str(r.get("model_version")), r.get("live_metric"))

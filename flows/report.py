@@ -19,11 +19,11 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from flows.experiment import compare_live, decide
-from lifecycle import events
-from lifecycle.documents import ReportSummary
-from lifecycle.settings import get_settings
-from lifecycle.store import PredictionStore
-from lifecycle.times import as_utc, parse_duration, window_bounds
+from lifecycle.core import events
+from lifecycle.core.settings import get_settings
+from lifecycle.core.times import as_utc, parse_duration, window_bounds
+from lifecycle.stores.documents import ReportSummary
+from lifecycle.stores.prediction_store import PredictionStore
 from reporting.builder import (
     build_window_report,
     describe,
@@ -41,10 +41,8 @@ from reporting.window import WindowData, read_window
 def read_predictions(start: datetime, end: datetime) -> WindowData:
     """Count the window, read its sample and the labels that arrived (MongoDB I/O: retried)."""
     settings = get_settings()
-    # 20 s, not 5: nx-27017 answers nothing else, its heartbeat included, while it builds a
-    # query's result (up to MLOPS_REPORT_MAX_LABELLED labels in one find), and a heartbeat past
-    # connectTimeoutMS cancels the read (pymongo _OperationCancelled, seen at load 11).
-    store = PredictionStore.from_settings(timeout_ms=20_000)
+    # "window": 20 s, not 5 (TIMEOUTS_MS says why).
+    store = PredictionStore.open(settings, "window")
     try:
         return read_window(
             store, start, end, settings.report_max_rows, settings.report_max_labelled
@@ -78,7 +76,7 @@ def build_report(
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
 def record_report(summary: ReportSummary) -> str:
     """Insert the summary into the `reports` collection (MongoDB I/O: retried)."""
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    store = PredictionStore.open(get_settings(), "report")
     try:
         return str(store.insert_report(summary))
     finally:

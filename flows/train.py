@@ -19,13 +19,19 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from flows import distributed
-from lifecycle import feedback_data, gate, registry, search, training
-from lifecycle.data import Dataset, load_dataset
-from lifecycle.errors import DataSourceError
-from lifecycle.model import FeatureSpec
-from lifecycle.search_space import get_space
-from lifecycle.settings import Settings, get_settings, using
-from lifecycle.splits import Splits, split_dataset
+from flows.train_summary import TrainResult, report_markdown, summarize
+from lifecycle.core.errors import DataSourceError
+from lifecycle.core.settings import Settings, get_settings, using
+from lifecycle.data import feedback
+from lifecycle.data.dataset import Dataset
+from lifecycle.data.sources import load_dataset
+from lifecycle.data.splits import Splits, split_dataset
+from lifecycle.decisions import gate
+from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores import registry
+from lifecycle.training import search
+from lifecycle.training.candidate import Candidate, log_and_register, refit
+from lifecycle.training.search_space import get_space
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -99,27 +105,27 @@ def register(
     settings: Settings,
     dataset: Dataset,
     seed: int,
-) -> training.Candidate:
+) -> Candidate:
     """Refit the best configuration, evaluate on test, log with signature and register."""
-    predictor = training.refit(splits, spec, result.best, seed)
-    return training.log_and_register(run_id, splits, predictor, result, settings, dataset, seed)
+    predictor = refit(splits, spec, result.best, seed)
+    return log_and_register(run_id, splits, predictor, result, settings, dataset, seed)
 
 
 @task(cache_policy=NO_CACHE)
 def add_production_rows(
     dataset: Dataset, settings: Settings
-) -> tuple[Dataset, feedback_data.ProductionRows | None]:
+) -> tuple[Dataset, feedback.ProductionRows | None]:
     """Append the labelled production rows of MLOPS_FEEDBACK_WINDOW (or hold out the most
     recent rows of a `feedback:` source) for the gate."""
-    return feedback_data.with_production(dataset, settings)
+    return feedback.with_production(dataset, settings)
 
 
 @task(cache_policy=NO_CACHE)
 def quality_gate(
-    candidate: training.Candidate,
+    candidate: Candidate,
     splits: Splits,
     settings: Settings,
-    production: feedback_data.ProductionRows | None = None,
+    production: feedback.ProductionRows | None = None,
 ) -> gate.GateDecision:
     """Champion vs candidate on the same test split (and on the most recent production labels,
     held out from training, when there are some); move the aliases."""
@@ -142,7 +148,7 @@ def train_pipeline(
     search_space: str | None = None,
     seed: int | None = None,
     show_progress: bool = False,
-) -> training.TrainResult:
+) -> TrainResult:
     """The steps, once: load, split, search, register, gate."""
     settings = get_settings()
     trials = trials or settings.trials
@@ -169,7 +175,7 @@ def train_pipeline(
     run_id, spec, result = run_search(dataset, splits, settings, trials, space, seed, show_progress)
     candidate = register(run_id, splits, spec, result, settings, dataset, seed)
     decision = quality_gate(candidate, splits, settings, production)
-    summary = training.summarize(candidate, decision, result, result.metric, production)
+    summary = summarize(candidate, decision, result, result.metric, production)
     logger.info("version %s -> %s: %s", summary.version, summary.alias, summary.reason)
     return summary
 
@@ -208,7 +214,7 @@ def train_model(
     if state.is_completed():
         summary = state.result()
         # On this run, the one a deployment's page and a Quick run show.
-        markdown = training.report_markdown(summary)
+        markdown = report_markdown(summary)
         if settings.dask_address:
             markdown += distributed.summary_markdown(summary.search, settings.dask_address)
         create_markdown_artifact(
@@ -223,7 +229,7 @@ def train_model(
     return State(type=state.type, name=state.name, message=state.message, data=state.data)
 
 
-def run_train_flow(settings: Settings | None = None, **parameters: Any) -> training.TrainResult:
+def run_train_flow(settings: Settings | None = None, **parameters: Any) -> TrainResult:
     """Run `train-model` with these settings in force (CLI, demo, tests, benchmarks).
 
     Raises what the pipeline raised when it did not complete (after its retries)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 
 MONITORING_DIR = Path(__file__).resolve().parent
 PROMETHEUS_CONFIG = MONITORING_DIR / "prometheus" / "prometheus.yml"

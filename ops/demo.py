@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 from ops.local_servers import free_port, wait_http, wait_port
 from ops.simulation import DriftSchedule, simulate
 
@@ -204,13 +204,13 @@ def _serve_and_observe(demo: Demo, api_port: int, started: float) -> int:
 
 def _report(demo: Demo, since: float, log: str) -> dict[str, Any]:
     """`mlops report` over the window since `since`; prints its line, returns its document."""
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
     seconds = int(time.time() - since) + 1
     out = demo.mlops("report", "--window", f"{seconds}s", log=log)
     # Its URL is on the reports server (:8088), which this finite demo does not leave running.
     print("\n".join(line for line in out.splitlines() if not line.startswith("report:")))
-    store = PredictionStore.from_settings(timeout_ms=5000)
+    store = PredictionStore.open(demo.settings, "demo")
     try:
         return store.latest_report(demo.settings.model_name) or {}
     finally:

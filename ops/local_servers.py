@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from lifecycle.errors import LifecycleError
-from lifecycle.waiting import wait_until
+from lifecycle.core.errors import LifecycleError
+from lifecycle.core.waiting import wait_until
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from lifecycle import synthetic
+from lifecycle.data import synthetic
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 from ops.load_balancer import LoadBalancer, replica_ports, write_config
 from ops.local_servers import wait_http
 
@@ -156,7 +156,7 @@ def stream_processes(settings: Settings, ports: Ports) -> dict[str, str]:
 
 def run_stack(ports: Ports) -> int:
     """Write the Procfile and replace this process with honcho (Ctrl-C reaches it directly)."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = get_settings()
     # Create the MLflow tables and experiment now: the API and the MLflow server would
@@ -210,7 +210,7 @@ def _first_training() -> None:
     """No champion yet: Quick-run train-model/daily so the API has something to serve."""
     from prefect.client.orchestration import get_client
 
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = get_settings()
     if registry.version_by_alias(registry.CHAMPION, settings) is not None:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lifecycle import journal, registry
-from lifecycle.settings import Settings, get_settings
-from lifecycle.times import utcnow
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import utcnow
+from lifecycle.stores import journal, registry, registry_runs
 
 SPOOL_GLOB = f"{journal.PREFIX}*"  # the serving tier's journal segments
 
@@ -50,8 +50,6 @@ def count_spooled(settings: Settings) -> int:
 
 
 def _registry_part(settings: Settings, status: Status) -> None:
-    import mlflow
-
     status.aliases = registry.aliases(settings)
     champion = registry.version_by_alias(registry.CHAMPION, settings)
     if champion is not None:
@@ -59,19 +57,8 @@ def _registry_part(settings: Settings, status: Status) -> None:
         trained_at = registry.trained_at(champion)
         if trained_at is not None:
             status.champion_age_hours = (utcnow().timestamp() - trained_at) / 3600
-    client = registry.client(settings)
-    experiment = client.get_experiment_by_name(settings.experiment)
-    if experiment is None:
-        return
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string="attributes.run_name LIKE 'train-%'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        run_view_type=mlflow.entities.ViewType.ACTIVE_ONLY,
-    )
-    if runs:
-        run = runs[0]
+    run = registry_runs.latest_training_run(settings)
+    if run is not None:
         status.last_training = {
             "run_id": run.info.run_id,
             "state": run.info.status,
@@ -83,9 +70,9 @@ def _registry_part(settings: Settings, status: Status) -> None:
 
 
 def _store_part(settings: Settings, status: Status) -> None:
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1500)
+    store = PredictionStore.open(settings, "status")
     try:
         since = datetime.now(UTC) - timedelta(hours=24)
         status.predictions_24h = store.predictions.count_documents({"ts": {"$gte": since}})

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from lifecycle.documents import ReportSummary, ReportTimings
-from lifecycle.settings import LOWER_IS_BETTER, Settings
+from lifecycle.core.settings import LOWER_IS_BETTER, Settings
+from lifecycle.stores.documents import ReportSummary, ReportTimings
 from reporting.comparison import page_notes
 from reporting.drift import DriftContent, build_drift_report
 from reporting.live import live_metrics_with_intervals

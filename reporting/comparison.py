@@ -1,6 +1,6 @@
 """The live comparison of a report window: each version's live primary metric on its labelled
 rows and, for a shadow challenger, the paired test on the rows both models scored
-(lifecycle.experiment holds the statistics; this groups the window's rows).
+(lifecycle.decisions.experiment holds the statistics; this groups the window's rows).
 
 It reads nothing: the window's live pairs (reporting.window.LivePairs) already hold, for each
 labelled row, the answering version and the shadow's score. So the comparison covers the same
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from lifecycle import experiment
-from lifecycle.settings import Settings, Task
+from lifecycle.core.settings import Settings, Task
+from lifecycle.decisions import experiment
 from reporting.window import LivePairs
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.documents import ColumnDrift
-from lifecycle.evaluation import compute_metrics
-from lifecycle.model import FeatureSpec
+from lifecycle.model.evaluation import compute_metrics
+from lifecycle.model.predictor import FeatureSpec
+from lifecycle.stores.documents import ColumnDrift
 
 PREDICTION = "prediction"
 

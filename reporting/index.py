@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lifecycle.documents import ReportSummary
-from lifecycle.times import TimeValueError, as_utc, parse_time, utcnow
+from lifecycle.core.times import TimeValueError, as_utc, parse_time, utcnow
+from lifecycle.stores.documents import ReportSummary
 from reporting.builder import write_atomic
 from reporting.charts import bar_chart, lines_chart, time_chart
 

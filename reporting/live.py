@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.model import FeatureSpec
+from lifecycle.model.predictor import FeatureSpec
 from reporting.drift import label_keys, live_metrics
 
 CONFIDENCE = 0.95

@@ -17,12 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from lifecycle.errors import LifecycleError
-from lifecycle.evaluation import metric_names
-from lifecycle.model import FeatureSpec
-from lifecycle.settings import Settings, get_settings
-
-SPEC_ARTIFACT = "data/feature_spec.json"
+from lifecycle.core.errors import LifecycleError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.model.evaluation import metric_names
+from lifecycle.model.predictor import FeatureSpec
 
 
 class ReferenceUnavailableError(LifecycleError):
@@ -48,7 +46,7 @@ CACHE_META = "reference.json"
 
 def cached_reference(version: str, settings: Settings | None = None) -> Reference:
     """`version`'s reference, typed, from the cache under MLOPS_HOME (filled on first use)."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
@@ -114,19 +112,16 @@ def _write_cache(folder: Path, reference: Reference) -> None:
 
 def load_version_reference(version: str, settings: Settings | None = None) -> Reference:
     """Reference, spec and test metrics of `version` of the settings' model."""
-    import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from lifecycle import registry
+    from lifecycle.stores import registry, registry_loading
 
     settings = settings or get_settings()
     model_version = registry.get_version(version, settings)
-    run_id = model_version.tags.get("train_run_id") or model_version.run_id
+    run_id = registry.train_run_id(model_version)
     try:
-        frame = registry.load_reference(model_version, settings)
-        spec_path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=SPEC_ARTIFACT, tracking_uri=settings.mlflow_tracking_uri
-        )
+        frame = registry_loading.load_reference(model_version, settings)
+        spec_path = registry_loading.download_run_artifact(run_id, registry.SPEC_PATH, settings)
     except (MlflowException, OSError) as exc:
         raise ReferenceUnavailableError(
             f"model {settings.model_name!r} version {version}: cannot read its reference "
@@ -156,7 +151,7 @@ def champion_history(versions: list[str], settings: Settings | None = None) -> l
     A version serves only after the gate made it champion, so the versions seen in the
     prediction log are the champions over time.
     """
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = settings or get_settings()
     wanted = set(versions)

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.store import SAMPLE_KEY, PredictionStore
-from lifecycle.times import as_utc
+from lifecycle.core.times import as_utc
+from lifecycle.stores.documents import SAMPLE_KEY
+from lifecycle.stores.prediction_store import PredictionStore
 
 PREDICTION = "prediction"
 ACTUAL = "actual"

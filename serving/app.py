@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from lifecycle.errors import SharedServerError
-from lifecycle.settings import Settings, get_settings
-from lifecycle.store import PredictionStore
+from lifecycle.core.errors import SharedServerError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1000)
+        store = PredictionStore.open(settings, "request")
         app.state.store = store
         if settings.log_predictions:
             app.state.logger = PredictionLogger(

@@ -14,8 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore
+from lifecycle.core.settings import Settings
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.errors import ApiError
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger

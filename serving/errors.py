@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from lifecycle.errors import InputValidationError, ModelNotReadyError
+from lifecycle.core.errors import InputValidationError, ModelNotReadyError
 
 JSON = "application/json"
 

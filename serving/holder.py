@@ -1,8 +1,8 @@
 """The model holder: which model version is served, and the watcher that swaps it.
 
-`ModelHolder.check()` resolves `models:/NAME@ALIAS` through `lifecycle.registry` (the one door
-to MLflow, with its one error policy); on a new version it loads it (in a worker thread, off the
-request path), smoke-tests it on its logged input example and swaps it in with one reference
+`ModelHolder.check()` resolves `models:/NAME@ALIAS` through `lifecycle.stores.registry` (the one
+door to MLflow, with its one error policy); on a new version it loads it (in a worker thread, off
+the request path), smoke-tests it on its logged input example and swaps it in with one reference
 assignment, so a request sees either the old model or the new one, never a mix.
 A version that fails to load or predict is refused (counted, logged) and the old one keeps
 serving; the refusal is remembered so the watcher does not retry the same broken version on
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from lifecycle import registry
-from lifecycle.errors import ModelNotReadyError
-from lifecycle.model import Predictor
-from lifecycle.settings import Settings
-from lifecycle.times import utcnow
+from lifecycle.core.errors import ModelNotReadyError
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import utcnow
+from lifecycle.model.predictor import Predictor
+from lifecycle.stores import registry, registry_loading
 from serving.booster import DensePredictor
 from serving.metrics import ServingMetrics
 from serving.validation import RecordValidator
@@ -187,7 +187,7 @@ class ModelHolder:
     def _load(self, version: ModelVersion) -> LoadedModel:
         """Download, load, smoke-test: raises on any problem, leaving the holder untouched."""
         t0 = time.perf_counter()
-        found = registry.load_version(version, self.settings)
+        found = registry_loading.load_version(version, self.settings)
         predictor = found.predictor
         validator = RecordValidator(predictor.spec, found.pyfunc.metadata.get_input_schema())
         example: list[dict[str, Any]] = []

@@ -2,11 +2,11 @@
 
 Three stages, each cheap for the one before it:
 
-1. A request appends one `lifecycle.journal.JournalEntry` (its ids, time, model, records,
+1. A request appends one `lifecycle.stores.journal.JournalEntry` (its ids, time, model, records,
    predictions, probabilities, latency, request id, endpoint) to an in-memory deque: no
    document per row, no encoding, no lock, no wake-up; it never blocks.
 2. A writer thread drains the deque every `flush_seconds`, encodes each request as one journal
-   line (`lifecycle.journal.encode_entry`) and appends them to the journal: a JSON-lines
+   line (`lifecycle.stores.journal.encode_entry`) and appends them to the journal: a JSON-lines
    segment under MLOPS_HOME/spool. It seals the segment (renames it complete) whenever the
    shipper has caught up, or when the segment grows past `seal_bytes`, and wakes the shipper.
 3. The shipper, a process of its own (`serving.shipper`), inserts sealed segments into MongoDB
@@ -37,9 +37,9 @@ from typing import IO, Any
 
 import orjson
 
-from lifecycle import journal
-from lifecycle.journal import JournalEntry
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.waiting import WaitTimeout, wait_until
+from lifecycle.stores import journal
+from lifecycle.stores.journal import JournalEntry
 
 log = logging.getLogger(__name__)
 

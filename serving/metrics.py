@@ -1,4 +1,4 @@
-"""The API's Prometheus metrics (names from `lifecycle.metric_names`, as DESIGN.md lists them).
+"""The API's Prometheus metrics (names from `lifecycle.core.metric_names`, as DESIGN.md lists them).
 
 Each app owns its metrics in its own registry, so several apps (tests) never collide. With
 several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR (`mlops serve --workers N` does): values
@@ -20,7 +20,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from lifecycle import metric_names as names
+from lifecycle.core import metric_names as names
 
 # Tuned for a fast API: most one-row requests take 1-5 ms, batches up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

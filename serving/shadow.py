@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.journal import JournalEntry
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
+from lifecycle.stores.journal import JournalEntry
 from serving.holder import LoadedModel, ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import ServingMetrics

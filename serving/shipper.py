@@ -33,9 +33,9 @@ import orjson
 import typer
 from pymongo.errors import PyMongoError
 
-from lifecycle import journal
-from lifecycle.errors import SharedServerError
-from lifecycle.store import PredictionStore
+from lifecycle.core.errors import SharedServerError
+from lifecycle.stores import journal
+from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger("serving.shipper")
 
@@ -170,12 +170,12 @@ def main(
     ] = 1.0,
 ) -> None:
     """Ship prediction journal segments to MongoDB (started by the API's prediction logger)."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s shipper: %(message)s")
     os.nice(NICENESS)
     settings = get_settings()  # MONGO_URI and MLOPS_MONGO_DB, set by the API for this process
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=1000)
+    store = PredictionStore.open(settings, "shipper")
     try:
         shipper = Shipper(store, spool_dir, owner, sys.stdout.fileno(), retry_seconds)
         shipper.run(sys.stdin.buffer)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.errors import InputValidationError
-from lifecycle.model import FeatureSpec
+from lifecycle.core.errors import InputValidationError
+from lifecycle.model.predictor import FeatureSpec
 
 # MLflow signature types that cannot hold a missing value: mlflow's own schema enforcement
 # rejects a null in them, so we do too (and the API and `mlflow models serve` agree).

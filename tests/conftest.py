@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
 from tests.fixtures.training import seed_mlflow_store
 
 pytest_plugins = [

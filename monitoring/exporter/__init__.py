@@ -9,7 +9,7 @@ endpoint answers 200 whatever the stores do.
 
 Modules, in the order a scrape goes through them: `server` (the HTTP endpoint), `collector`
 (families, thresholds from the settings), `cache` (the background read with its budget),
-`readers` (MLflow through `lifecycle.registry`, the `reports` collection), `families` (names,
+`readers` (MLflow through `lifecycle.stores.registry`, the `reports` collection), `families` (names,
 help texts and label names of everything emitted).
 """
 

@@ -10,10 +10,10 @@ from typing import Any, get_args
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from lifecycle import metric_names as names
-from lifecycle.evaluation import REGRESSION_METRICS
-from lifecycle.settings import Settings, Task, get_settings
-from lifecycle.times import TimeValueError, parse_duration
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings, Task, get_settings
+from lifecycle.core.times import TimeValueError, parse_duration
+from lifecycle.model.evaluation import REGRESSION_METRICS
 from monitoring.exporter.cache import CachedSource
 from monitoring.exporter.families import FAMILIES, Sample
 from monitoring.exporter.readers import REGISTRY, REPORTS, ReportsReader, read_registry

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lifecycle import metric_names as names
+from lifecycle.core import metric_names as names
 
 # name -> (help, label names) of every family this exporter can emit.
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -1,5 +1,5 @@
 """The exporter's two sources, each read into one `Reading`: the registry (MLflow, only through
-`lifecycle.registry`) and the latest `reports` document (MongoDB, through the store)."""
+`lifecycle.stores.registry`) and the latest `reports` document (MongoDB, through the store)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from lifecycle import metric_names as names
-from lifecycle import registry
-from lifecycle.documents import ReportSummary
-from lifecycle.settings import Settings
-from lifecycle.times import timestamp
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import timestamp
+from lifecycle.stores import registry
+from lifecycle.stores.documents import ReportSummary
 from monitoring.exporter.families import Reading, Sample
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,15 @@ def report_samples(report: ReportSummary) -> list[Sample]:
 class ReportsReader:
     """Reads the latest `reports` document; keeps one pymongo client (it pools connections)."""
 
-    def __init__(self, settings: Settings, timeout_ms: int = 1500) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.timeout_ms = timeout_ms
         self._store: PredictionStore | None = None
 
     def __call__(self) -> Reading:
-        from lifecycle.store import PredictionStore
+        from lifecycle.stores.prediction_store import PredictionStore
 
         if self._store is None:
-            self._store = PredictionStore(
-                self.settings.mongo_uri, self.settings.mongo_db, self.timeout_ms
-            )
+            self._store = PredictionStore.open(self.settings, "exporter")
         found = self._store.latest_report(self.settings.model_name)
         if found is None:
             return Reading(ok=True)

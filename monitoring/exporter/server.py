@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 from monitoring.exporter.collector import LifecycleCollector
 
 

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from lifecycle.errors import LifecycleError
+from lifecycle.core.errors import LifecycleError
 
 # One module per area; each defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (

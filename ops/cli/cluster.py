@@ -14,7 +14,7 @@ from typing import IO
 
 import typer
 
-from lifecycle.errors import LifecycleError
+from lifecycle.core.errors import LifecycleError
 
 BIN = Path(sys.executable).parent
 # Bounds for a loaded 2-core machine: a worker process imports distributed (a few seconds each,

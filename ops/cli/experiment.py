@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
 def experiment() -> None:
     """The challenger, the live metrics and paired test of the last report, and its decisions."""
-    from lifecycle import registry
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores import registry
+    from lifecycle.stores.prediction_store import PredictionStore
     from reporting.comparison import describe
 
     settings = get_settings()
@@ -32,7 +32,7 @@ def experiment() -> None:
         f"after {settings.rollback_after_windows} reports out of bounds "
         f"(auto {str(settings.auto_rollback).lower()})"
     )
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=3000)
+    store = PredictionStore.open(settings, "cli")
     try:
         report = store.latest_report(settings.model_name)
     finally:

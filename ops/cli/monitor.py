@@ -60,7 +60,7 @@ def alertmanager_config(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write alertmanager.yml."),
 ) -> None:
     """Render monitoring/alertmanager/alertmanager.yml with the alert and SMTP settings."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from monitoring.config import alertmanager_config as render
     from monitoring.config import dump_yaml
 

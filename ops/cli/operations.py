@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -115,8 +115,8 @@ def predict_batch(
     """Score a file with the registered model, streaming it in chunks."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lifecycle import batch
-    from lifecycle.registry import load_predictor
+    from lifecycle.model import batch
+    from lifecycle.stores.registry_loading import load_predictor
 
     columns, parquet_rows = batch.input_columns(input)
     batch.file_format(output, "output")

@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Build the drift + live-quality report of one window and rebuild the index page."""
-        from lifecycle.settings import get_settings
-        from lifecycle.times import parse_duration, parse_time
+        from lifecycle.core.settings import get_settings
+        from lifecycle.core.times import parse_duration, parse_time
 
         label = window or get_settings().report_window
         # Checked here so a typo fails in a second, before Prefect starts.

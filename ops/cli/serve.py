@@ -20,7 +20,7 @@ def serve(
     """Serve predictions from the registry alias (MLOPS_MODEL_ALIAS) with FastAPI + uvicorn."""
     import uvicorn
 
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def mongo(
     Lifecycle process to open it claims it for its MLOPS_MONGO_DB, and a process configured
     with another name is refused. For a second database, start a second server on its own port.
     """
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from ops.local_servers import nx_command
 
     settings = get_settings()

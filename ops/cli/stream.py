@@ -30,7 +30,7 @@ def stream(
     """Predict Kinesis records from MLOPS_STREAM_IN into MLOPS_STREAM_OUT until SIGTERM."""
     import logging
 
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from serving.stream.service import serve
 
     logging.getLogger("serving").setLevel(logging.INFO)
@@ -52,7 +52,7 @@ def kinesis(
     shards: int = typer.Option(2, "--shards", min=1, help="shards of each stream created."),
 ) -> None:
     """Run a local Kinesis endpoint (moto_server) in the foreground with the three streams."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from ops.local_servers import stop_process, wait_port
     from serving.stream.kinesis import ensure_streams, kinesis_client
 
@@ -102,7 +102,7 @@ def simulate_into_stream(
     tick: Callable[..., None],
 ) -> int:
     """`mlops simulate --kinesis STREAM`: the simulator's traffic into a stream; exit code."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from ops.simulation import simulate_kinesis
     from serving.stream.kinesis import StreamError, describe_failure, kinesis_client
 

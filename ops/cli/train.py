@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -26,23 +26,23 @@ def train(
     settings = get_settings()
     if settings.dask_address:
         # First, before anything heavy is imported: an unreachable scheduler is a one-line
-        # error within seconds (lifecycle.cluster imports no Prefect).
-        from lifecycle import cluster
+        # error within seconds (lifecycle.training.cluster imports no Prefect).
+        from lifecycle.training import cluster
 
         cluster.check_tracking(settings)
         cluster.probe_scheduler(settings.dask_address)
-    from lifecycle.search_space import SPACES
+    from lifecycle.training.search_space import SPACES
 
     if space is not None and space not in SPACES:
         raise typer.BadParameter(f"expected one of {sorted(SPACES)}", param_hint="--space")
-    from lifecycle.data import load_dataset
+    from lifecycle.data.sources import load_dataset
 
     # Check the source before Prefect is even imported (importing the flows costs ~9 s of CPU,
     # a temporary server ~10 s more), so a bad source is a one-line error within a second.
     load_dataset(data or settings.data_source, settings.target, settings.task, settings.s3_block)
     from flows.distributed import prefect_api_url
     from flows.train import run_train_flow
-    from lifecycle.cluster import check_prefect_api
+    from lifecycle.training.cluster import check_prefect_api
 
     # Likewise a cluster's Prefect API (without one the flow would start a temporary server).
 
@@ -70,7 +70,7 @@ def train(
 
 def promote(version: str = typer.Argument(..., help="model version to make champion.")) -> None:
     """Make VERSION the champion; the old champion becomes `previous`."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     old = registry.promote(version)
     name = get_settings().model_name
@@ -84,7 +84,7 @@ def rollback(
     ),
 ) -> None:
     """Move champion back to `previous` (or to --to VERSION)."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     new = registry.rollback(version)
     typer.echo(f"model {get_settings().model_name}: champion -> v{new}")

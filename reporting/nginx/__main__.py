@@ -22,7 +22,7 @@ def serve(
     ),
 ) -> None:
     """Serve the reports dir (index page, reports) with our nginx config."""
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
     from reporting.nginx import write_config
 
     binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")

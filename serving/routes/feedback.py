@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pymongo.errors import PyMongoError
 
-from lifecycle.store import PredictionStore
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.deps import AdminKey, HolderDep, LoggerDep, SettingsDep, StoreDep
 from serving.errors import ApiError
 from serving.holder import LoadedModel

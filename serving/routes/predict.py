@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from lifecycle.errors import InputValidationError, ModelNotReadyError
-from lifecycle.journal import JournalEntry
+from lifecycle.core.errors import InputValidationError, ModelNotReadyError
+from lifecycle.stores.journal import JournalEntry
 from serving.deps import check_key
 from serving.errors import ApiError, from_validation, render
 from serving.holder import LoadedModel

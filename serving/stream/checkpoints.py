@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from lifecycle.documents import StreamCheckpointDocument
-from lifecycle.store import PredictionStore
-from lifecycle.times import utcnow
-
-COLLECTION = "stream_checkpoints"
+from lifecycle.core.times import utcnow
+from lifecycle.stores.documents import StreamCheckpointDocument
+from lifecycle.stores.prediction_store import PredictionStore
 
 
 class Checkpoints:
     """Read and write the shards' positions of one input stream."""
 
     def __init__(self, store: PredictionStore, stream: str) -> None:
-        self.collection: Collection = store.db[COLLECTION]
+        self.collection: Collection = store.stream_checkpoints
         self.stream = stream
 
     def key(self, shard_id: str) -> str:

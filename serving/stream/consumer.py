@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import StreamMetrics

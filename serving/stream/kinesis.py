@@ -14,8 +14,8 @@ from typing import Any, TypedDict
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
-from lifecycle.errors import LifecycleError
-from lifecycle.settings import Settings
+from lifecycle.core.errors import LifecycleError
+from lifecycle.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lifecycle.errors import InputValidationError
-from lifecycle.journal import JournalEntry
+from lifecycle.core.errors import InputValidationError
+from lifecycle.stores.journal import JournalEntry
 from serving.holder import LoadedModel
 from serving.stream.kinesis import MAX_RECORD_BYTES, Entry
 

@@ -14,9 +14,9 @@ import signal
 import threading
 from typing import Any
 
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import WaitTimeout, wait_until
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import StreamMetrics
@@ -102,7 +102,7 @@ def serve(
     check_streams(client, settings, wait_seconds, create)
     metrics = StreamMetrics()
     holder = ModelHolder(settings, metrics)
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=2000)
+    store = PredictionStore.open(settings, "stream")
     logger = _start_logger(settings, metrics)
     server = _start_metrics(settings, metrics, metrics_host)
     watcher = Watcher(holder)

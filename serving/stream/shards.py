@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycle.documents import StreamCheckpointDocument
+from lifecycle.stores.documents import StreamCheckpointDocument
 
 
 @dataclass

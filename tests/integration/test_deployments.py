@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import synthetic
-from lifecycle.settings import Settings
-from lifecycle.waiting import wait_until
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import wait_until
+from lifecycle.data import synthetic
 from tests.fixtures.prefect import make_deploy, start_prefect_server
 from tests.fixtures.servers import MongoServer, free_port, own_mongo
 
@@ -168,8 +168,8 @@ def test_deploy_creates_both_deployments_with_schedules(deployed: dict) -> None:
 
 def _drifted_traffic(settings: Settings, rows: int) -> list[dict]:
     """Drifted traffic logged by "the API": documents of the prediction log's shape."""
-    from lifecycle.registry import load_predictor
-    from lifecycle.store import prediction_document
+    from lifecycle.stores.documents import prediction_document
+    from lifecycle.stores.registry_loading import load_predictor
 
     version, predictor = load_predictor(None, settings)
     frame = synthetic.churn_features(rows, seed=77, drift=1.5)
@@ -189,8 +189,8 @@ def _drifted_traffic(settings: Settings, rows: int) -> list[dict]:
 
 
 def test_quick_run_of_both_deployments_through_the_worker(deployed: dict) -> None:
-    from lifecycle import registry
-    from lifecycle.store import PredictionStore
+    from lifecycle.stores import registry
+    from lifecycle.stores.prediction_store import PredictionStore
 
     run = _quick_run(deployed["url"], "train-model/daily")
     assert run.state.is_completed(), run.state
@@ -293,7 +293,7 @@ def test_train_timeout_and_retries_settings_govern_a_deployment_run(deployed: di
 
 
 def _trial_runs_since(deployed: dict, start: datetime) -> int:
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     settings = Settings(MLOPS_HOME=str(deployed["home"]))
     client = registry.client(settings)

@@ -1,7 +1,7 @@
 """Model behaviour tests (Made-With-ML's "model" tier) on the registered churn model.
 
 They check the model against what the synthetic generator is known to do, rather than a metric:
-its label is a documented logistic model (lifecycle/synthetic.py), so we know which features
+its label is a documented logistic model (lifecycle/data/synthetic.py), so we know which features
 must not matter (gender), which must push churn one way (months inactive), and which customers
 are obvious cases. The model is the session's `trained_registry` champion, loaded through the
 registry as the API loads it, so the tests judge the artifact that is served.
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import registry
-from lifecycle.model import Predictor
-from lifecycle.synthetic import churn_features
+from lifecycle.data.synthetic import churn_features
+from lifecycle.model.predictor import Predictor
+from lifecycle.stores import registry_loading
 from tests.fixtures.training import TrainedRegistry
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ ONE_MONTH_INACTIVE = 0.10
 @pytest.fixture(scope="module")
 def predictor(trained_registry: TrainedRegistry) -> Predictor:
     """The session's registered churn model, loaded as the API loads it."""
-    _, loaded = registry.load_predictor(trained_registry.version, trained_registry.settings)
+    _, loaded = registry_loading.load_predictor(trained_registry.version, trained_registry.settings)
     return loaded
 
 

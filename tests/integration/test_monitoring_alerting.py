@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore
-from lifecycle.times import utcnow
-from lifecycle.waiting import wait_until
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import utcnow
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores.prediction_store import PredictionStore
 from monitoring.config import (
     DASHBOARDS_DIR,
     alertmanager_config,

@@ -15,11 +15,11 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle import metric_names as names
-from lifecycle.settings import Settings, get_settings
-from lifecycle.store import PredictionStore
-from lifecycle.times import timestamp, utcnow
-from lifecycle.waiting import wait_until
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import timestamp, utcnow
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores.prediction_store import PredictionStore
 from monitoring.exporter import ExporterServer, serve_exporter
 from tests.fixtures.monitoring import hours_ago, register_version
 from tests.fixtures.servers import MongoServer, free_port
@@ -183,7 +183,7 @@ def test_exporter_values_match_registry_and_reports(
     get_settings.cache_clear()
     settings = get_settings()
     _seed_registry(settings)
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     try:
         _seed_reports(store, settings.model_name)
         samples = scrape_until(exporter_factory(settings).url, "both sources up", both_up)
@@ -236,7 +236,7 @@ def test_exporter_answers_200_when_mongodb_goes_down(
     settings = get_settings()
     register_version(settings.mlflow_tracking_uri, settings.model_name, hours_ago(2),
                      "champion", {"accuracy": 0.9})  # fmt: skip
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     store.insert_report(
         report(settings.model_name, "1", 0, drift_share=0.2, metrics={"accuracy": 0.8})
     )
@@ -280,7 +280,7 @@ def test_exporter_answers_200_within_budget_when_registry_hangs(
     get_settings.cache_clear()
     settings = get_settings()
     name = settings.model_name
-    store = PredictionStore.from_settings()
+    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
     store.insert_report(report(name, "4", 0, drift_share=0.3, metrics={"accuracy": 0.77}))
     store.close()
     # Budget 1 s per source: each scrape waits 1 s for the hanging read and at most 1 s for the

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle import synthetic
+from lifecycle.data import synthetic
 from tests.fixtures.cli import run_mlops
 from tests.fixtures.prefect import database_template
 

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
 from ops.load_balancer import write_config
 from tests.fixtures.load import Answer, post_until
 from tests.fixtures.servers import (
@@ -66,7 +66,7 @@ class Cluster:
 def _private_registry(trained_registry: Any, home: Path) -> Any:
     """A copy of the session's registry (its sqlite store; artifacts stay where they are), so
     moving the alias here moves no other test's champion."""
-    from lifecycle.settings import Settings
+    from lifecycle.core.settings import Settings
 
     home.mkdir(parents=True)
     shutil.copyfile(trained_registry.home / "mlflow.db", home / "mlflow.db")
@@ -121,7 +121,7 @@ async def _load(url: str, answers: list[Answer], stop: asyncio.Event) -> None:
 def _move_alias(c: Cluster) -> tuple[str, datetime]:
     """Register the champion's model once more and move the alias to it (what a promotion
     does); when it moved."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     client = registry.client(c.settings)
     name = c.settings.model_name

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from flows.report import build_reports
-from lifecycle.events import DRIFT_DETECTED as DRIFT_EVENT
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore
-from lifecycle.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.events import DRIFT_DETECTED as DRIFT_EVENT
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import WaitTimeout, wait_until
+from lifecycle.data.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
+from lifecycle.stores.prediction_store import PredictionStore
 from tests.fixtures.reporting import SeededWindow, TrainedModel, seed_window
 
 pytestmark = pytest.mark.integration
@@ -178,7 +178,7 @@ def test_build_reports_undrifted_window_stays_under_threshold(
     reports_prefect: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     # A cap below the window's size: the report must say it compared a sample.
     monkeypatch.setenv("MLOPS_REPORT_MAX_ROWS", "1000")
@@ -295,7 +295,7 @@ def test_mlops_report_runs_the_flow(
 def _champion_at(settings: Settings, version: str) -> Iterator[Any]:
     """`champion` on `version` for the block; then every alias as it was (the registry is the
     session's: other reporting tests use it). Yields the MLflow client."""
-    from lifecycle import registry
+    from lifecycle.stores import registry
 
     client = registry.client(settings)
     before = registry.aliases(settings)
@@ -331,9 +331,9 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
     p-value is scipy's binomtest on the discordant pairs, and the flow promotes the shadow."""
     from scipy.stats import binomtest
 
-    from lifecycle import registry
-    from lifecycle.events import CHALLENGER_PROMOTED
-    from lifecycle.settings import get_settings
+    from lifecycle.core.events import CHALLENGER_PROMOTED
+    from lifecycle.core.settings import get_settings
+    from lifecycle.stores import registry
 
     champion, shadow = reporting_model.version, reporting_model.next_version
     monkeypatch.setenv("MLOPS_AUTO_PROMOTE", "true")

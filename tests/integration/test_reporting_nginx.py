@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.model import FeatureSpec
-from lifecycle.synthetic import generate_churn
+from lifecycle.data.synthetic import generate_churn
+from lifecycle.model.predictor import FeatureSpec
 from reporting.builder import report_files, write_atomic
 from reporting.drift import build_drift_report
 from reporting.index import write_index

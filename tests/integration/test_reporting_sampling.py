@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from lifecycle.settings import Settings
-from lifecycle.store import SAMPLE_KEY, PredictionStore
-from lifecycle.synthetic import generate_churn
+from lifecycle.core.settings import Settings
+from lifecycle.data.synthetic import generate_churn
+from lifecycle.stores.documents import SAMPLE_KEY
+from lifecycle.stores.prediction_store import PredictionStore
 from reporting.window import read_window
 from tests.fixtures.reporting import SeededWindow, TrainedModel, seed_window
 
@@ -127,7 +128,7 @@ def test_build_reports_old_documents_without_sample_key_still_report(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from flows.report import build_reports
-    from lifecycle.settings import get_settings
+    from lifecycle.core.settings import get_settings
 
     monkeypatch.setenv("MLOPS_REPORT_MAX_ROWS", str(CAP))
     get_settings.cache_clear()

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
 from tests.fixtures.servers import own_mongo
 from tests.fixtures.serving import (
     API_KEY,

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from lifecycle import registry
-from lifecycle.settings import Settings, get_settings
-from lifecycle.waiting import wait_until
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import registry
 from tests.fixtures.load import Answer, post_until
 from tests.fixtures.serving import (
     ApiServer,

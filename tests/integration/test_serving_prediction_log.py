@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lifecycle import journal
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import journal
 from tests.fixtures.servers import MongoServer, free_port
 from tests.fixtures.serving import api_env, churn_records, metric_value, mongo_collection
 from tests.fixtures.training import TrainedRegistry, copy_registry

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
 from tests.fixtures.servers import free_port, launch_mlflow_server, stop_process, wait_for_port
 from tests.fixtures.serving import api_env, churn_records
 from tests.fixtures.training import TrainedRegistry, copy_registry

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle import registry
-from lifecycle.settings import Settings
-from lifecycle.waiting import wait_until
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import registry
 from serving.shadow import canary_bucket
 from tests.fixtures.serving import (
     churn_records,

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lifecycle import synthetic
-from lifecycle.waiting import wait_until
+from lifecycle.core.waiting import wait_until
+from lifecycle.data import synthetic
 from tests.fixtures.prefect import database_template
 from tests.fixtures.servers import free_port, require_binary
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from lifecycle import registry
-from lifecycle.waiting import wait_until
-from serving.stream.checkpoints import COLLECTION
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import registry
+from lifecycle.stores.documents import STREAM_CHECKPOINTS
 from tests.fixtures.kinesis import Feeder, StreamReader
 from tests.fixtures.serving import churn_records, metric_value
 from tests.fixtures.training import register_copy
@@ -208,7 +208,7 @@ def test_stream_sigterm_checkpoints_the_last_batch_and_exits_0(
     records = outputs.poll()
     checkpoints = {
         doc["shard_id"]: doc["sequence_number"]
-        for doc in _log(stream_consumer)[COLLECTION].find({"stream": stream_streams.name})
+        for doc in _log(stream_consumer)[STREAM_CHECKPOINTS].find({"stream": stream_streams.name})
     }
     assert set(checkpoints) == {"shardId-000000000000", "shardId-000000000001"}
     last_out: dict[str, int] = defaultdict(int)

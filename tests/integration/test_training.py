@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from flows.train import run_train_flow
-from lifecycle import registry, synthetic
-from lifecycle.data import load_dataset
-from lifecycle.model import Predictor
-from lifecycle.settings import get_settings
+from lifecycle.core.settings import get_settings
+from lifecycle.data import synthetic
+from lifecycle.data.sources import load_dataset
+from lifecycle.model.predictor import Predictor
+from lifecycle.stores import registry, registry_loading
 from tests.fixtures.cli import run_mlops
 from tests.fixtures.training import SMALL_SOURCE, seed_mlflow_store
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def fifty_trials(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None):
     """One 50-trial search (the default MLOPS_TRIALS) into its own store."""
-    from lifecycle.settings import Settings
+    from lifecycle.core.settings import Settings
 
     home = seed_mlflow_store(tmp_path_factory.mktemp("fifty") / "mlops")
     settings = Settings(MLOPS_HOME=str(home))
@@ -74,7 +75,7 @@ def test_train_registers_champion_with_50_nested_trials(fifty_trials) -> None:
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert {"plots/feature_importance.png", "plots/confusion_matrix.png"} <= artifacts
 
-    reference = registry.load_reference(champion, settings)
+    reference = registry_loading.load_reference(champion, settings)
     assert {"churn", "prediction", "gender", "credit_limit"} <= set(reference.columns)
     assert 100 < len(reference) <= 5000
 
@@ -189,7 +190,7 @@ def test_flow_task_retry_recovers_from_one_read_failure(
     prefect_harness: None, mlops_home: Path, monkeypatch
 ) -> None:
     import flows.train as train_flow_module
-    from lifecycle.errors import DataSourceError
+    from lifecycle.core.errors import DataSourceError
 
     monkeypatch.setenv("MLOPS_LOAD_RETRY_DELAY_SECONDS", "0.1")
     get_settings.cache_clear()

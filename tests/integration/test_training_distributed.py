@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from flows.train import run_train_flow
-from lifecycle import registry, search
-from lifecycle.search import TAG_WORKER
-from lifecycle.settings import Settings
-from lifecycle.training import TrainResult
-from lifecycle.waiting import wait_until
+from flows.train_summary import TrainResult
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import wait_until
+from lifecycle.stores import registry
+from lifecycle.training.trials import TAG_WORKER, prepared_keys
 from ops.local_servers import free_port
 from tests.fixtures.dask import DaskCluster, MlflowServer
 
@@ -117,7 +117,7 @@ def test_distributed_data_reaches_each_worker_once(
     # Each worker holds the search's matrices, built once from the one scattered copy.
     with Client(dask_cluster.address, timeout="10s", set_as_default=False) as client:
         # By reference to an importable function: the workers cannot import `tests`.
-        held = client.run(search.prepared_keys)
+        held = client.run(prepared_keys)
     assert len(held) == 2
     assert all(first_run.result.run_id in keys for keys in held.values())
 
@@ -139,7 +139,7 @@ def _artifact(first_run: Trained) -> Any:
 def test_distributed_artifact_has_the_local_shape_plus_the_failed_count(
     first_run: Trained, prefect_api: str
 ) -> None:
-    from lifecycle.training import report_markdown
+    from flows.train_summary import report_markdown
 
     markdown = str(_artifact(first_run).data)
     # The local run's artifact, unchanged, then one line about the cluster.

@@ -10,12 +10,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lifecycle import synthetic
-from lifecycle.data import load_dataset
-from lifecycle.feedback_data import with_production
-from lifecycle.settings import Settings
-from lifecycle.store import PredictionStore, prediction_document
-from lifecycle.times import utcnow
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import utcnow
+from lifecycle.data import synthetic
+from lifecycle.data.feedback import with_production
+from lifecycle.data.sources import load_dataset
+from lifecycle.stores.documents import prediction_document
+from lifecycle.stores.prediction_store import PredictionStore
 
 BASE = "synthetic:churn?rows=600&seed=7"  # old regime (concept 0), kept small: the point is
 # that the production rows (concept 1) teach the candidate what the old champion cannot know
@@ -54,7 +55,7 @@ def test_feedback_window_uses_exactly_the_labelled_rows_and_the_gate_decides_on_
     prefect_harness: None, mlops_home: Path, production: PredictionStore, monkeypatch
 ) -> None:
     from flows.train import run_train_flow
-    from lifecycle import training
+    from flows.train_summary import report_markdown
 
     monkeypatch.setenv("MLOPS_MIN_METRIC", "0.5")  # the old regime's floor is not the point here
     settings = Settings(MLOPS_DATA_SOURCE=BASE, MLOPS_SEARCH_SPACE="fast")
@@ -72,7 +73,7 @@ def test_feedback_window_uses_exactly_the_labelled_rows_and_the_gate_decides_on_
     assert rows is not None and rows.used
     assert rows.labelled == IN_WINDOW  # neither the unlabelled nor the 20-day-old rows
     assert rows.appended + len(rows.holdout) == IN_WINDOW
-    markdown = training.report_markdown(v2)
+    markdown = report_markdown(v2)
     assert f"{IN_WINDOW} labelled rows; {rows.appended} appended" in markdown
     assert _artifact_text().count(f"{IN_WINDOW} labelled rows") == 1
 
@@ -87,7 +88,7 @@ def test_too_few_labelled_rows_train_on_the_base_source_only(
 ) -> None:
     settings = Settings(MLOPS_FEEDBACK_WINDOW="14d", MLOPS_FEEDBACK_MIN_ROWS=str(IN_WINDOW + 1))
     base = load_dataset(BASE)
-    with caplog.at_level("WARNING", logger="lifecycle.feedback_data"):
+    with caplog.at_level("WARNING", logger="lifecycle.data.feedback"):
         dataset, rows = with_production(base, settings, production)
     assert dataset is base and rows is not None and not rows.used
     assert rows.labelled == IN_WINDOW

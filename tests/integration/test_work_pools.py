@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from deployments import pools
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 from tests.fixtures.prefect import make_deploy
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import pytest
 import xgboost as xgb
 from typer.testing import CliRunner
 
-from lifecycle import synthetic
-from lifecycle.data import load_dataset
+from lifecycle.data import synthetic
+from lifecycle.data.sources import load_dataset
 from ops.simulation import DriftSchedule, RowSource
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lifecycle.console import run_entry_point
+from deployments.console import run_entry_point
 
 
 def _exits(code: object):

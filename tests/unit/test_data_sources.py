@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lifecycle import synthetic
-from lifecycle.data import infer_task, load_dataset
-from lifecycle.errors import DataSourceError
+from lifecycle.core.errors import DataSourceError
+from lifecycle.data import synthetic
+from lifecycle.data.dataset import infer_task
+from lifecycle.data.sources import load_dataset
 
 
 @pytest.mark.parametrize(

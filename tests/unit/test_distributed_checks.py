@@ -1,4 +1,4 @@
-"""What a distributed search refuses before it starts (lifecycle.cluster and
+"""What a distributed search refuses before it starts (lifecycle.training.cluster and
 flows.distributed.check_cluster): one line naming the settings involved, never a silent local
 fallback."""
 
@@ -9,8 +9,8 @@ import time
 import pytest
 
 from flows.distributed import check_cluster
-from lifecycle.cluster import ClusterError, check_settings, scheduler_is_local
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
+from lifecycle.training.cluster import ClusterError, check_settings, scheduler_is_local
 from ops.local_servers import free_port
 
 API = "http://prefect.example:4200/api"

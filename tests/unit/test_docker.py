@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 from tests.fixtures.operations import (
     CLOUD_ENV_EXAMPLE,
     DOCKER_DIR,

@@ -1,5 +1,6 @@
-"""Live-experiment statistics and decisions (lifecycle.experiment): the exact McNemar test, the
-promotion and rollback rules, and their alias moves (a real sqlite MLflow registry) and events."""
+"""Live-experiment statistics and decisions (lifecycle.decisions.experiment): the exact McNemar
+test, the promotion and rollback rules, and their alias moves (a real sqlite MLflow registry) and
+events."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from lifecycle import events, experiment, registry
-from lifecycle.settings import Settings
+from lifecycle.core import events
+from lifecycle.core.settings import Settings
+from lifecycle.decisions import experiment
+from lifecycle.stores import registry
 
 
 def _pairs(n: int, champion_accuracy: float, challenger_accuracy: float, seed: int = 0):
@@ -68,7 +71,7 @@ def two_versions(mlops_home: Path) -> Settings:
 
 @pytest.fixture
 def emitted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The events lifecycle.events.emit hands to Prefect (its transport is Prefect's)."""
+    """The events lifecycle.core.events.emit hands to Prefect (its transport is Prefect's)."""
     import prefect.events
 
     seen: list[dict[str, Any]] = []
@@ -130,7 +133,7 @@ def test_champion_outside_its_bounds_for_two_windows_is_rolled_back(
 
 
 def test_gate_sends_a_winner_to_the_shadow_first_when_live_promotion_is_on() -> None:
-    from lifecycle.gate import GateDecision, shadow_first
+    from lifecycle.decisions.gate import GateDecision, shadow_first
 
     won = GateDecision(True, registry.CHAMPION, "accuracy 0.8 vs champion v1 0.7", 0.8, "1", 0.7)
     live = Settings(MLOPS_SHADOW_ALIAS="challenger", MLOPS_AUTO_PROMOTE=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lifecycle.gate import decide
-from lifecycle.registry import CHALLENGER, CHAMPION
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
+from lifecycle.decisions.gate import decide
+from lifecycle.stores.registry import CHALLENGER, CHAMPION
 
 
 @pytest.fixture

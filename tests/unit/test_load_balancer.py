@@ -9,7 +9,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from lifecycle.settings import Settings
+from lifecycle.core.settings import Settings
 from ops.load_balancer import render_config, replica_ports, write_config
 from ops.stack import Ports, procfile
 from tests.fixtures.servers import require_binary

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lifecycle import synthetic
-from lifecycle.errors import InputValidationError
-from lifecycle.model import FeatureSpec
+from lifecycle.core.errors import InputValidationError
+from lifecycle.data import synthetic
+from lifecycle.model.predictor import FeatureSpec
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from lifecycle import journal
-from lifecycle.errors import SharedServerError
-from lifecycle.store import PredictionStore
+from lifecycle.core.errors import SharedServerError
+from lifecycle.stores import journal
+from lifecycle.stores.prediction_store import PredictionStore
 from serving.shipper import Shipper
 from tests.unit.test_serving_logger import _request
 

@@ -1,5 +1,5 @@
 """Exporter pieces that need no server: the cached source's time budget and cache, thresholds and
-the report window from the settings (durations through lifecycle.times, the one parser)."""
+the report window from the settings (durations through lifecycle.core.times, the one parser)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from lifecycle import metric_names as names
-from lifecycle.settings import Settings
-from lifecycle.waiting import wait_until
+from lifecycle.core import metric_names as names
+from lifecycle.core.settings import Settings
+from lifecycle.core.waiting import wait_until
 from monitoring.exporter import LifecycleCollector
 from monitoring.exporter.cache import CachedSource
 from monitoring.exporter.collector import threshold_samples

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lifecycle import metric_names
-from lifecycle.settings import Settings
+from lifecycle.core import metric_names
+from lifecycle.core.settings import Settings
 from monitoring.config import (
     ALERTMANAGER_TEMPLATE,
     DASHBOARDS_DIR,

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from typer.testing import CliRunner
 
-from lifecycle.settings import Settings, get_settings
+from lifecycle.core.settings import Settings, get_settings
 
 
 def test_staleness_guard_definition_expects_completed_train_model_runs() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from pymongo import ReadPreference
 
-from lifecycle.store import PredictionStore
+from lifecycle.stores.prediction_store import PredictionStore
 from tests.fixtures.operations import REPO_ROOT
 
 MEMBERS = ("mongo", "mongo-2", "mongo-3")
@@ -97,7 +97,7 @@ def test_store_without_ttl_keeps_a_regular_collection_with_unique_ids(
 ) -> None:
     from datetime import UTC, datetime
 
-    from lifecycle.store import prediction_document
+    from lifecycle.stores.documents import prediction_document
 
     store.ensure_indexes()
     assert "expireAfterSeconds" not in _ts_index(store)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.model import FeatureSpec
-from lifecycle.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
+from lifecycle.data.synthetic import DRIFTED_COLUMNS, UNDRIFTED_COLUMNS, generate_churn
+from lifecycle.model.predictor import FeatureSpec
 from reporting.builder import insufficient_message, report_files
 from reporting.drift import build_drift_report, label_keys, live_metrics
 from reporting.nginx import render_config

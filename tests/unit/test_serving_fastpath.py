@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.model import FeatureSpec, Predictor
-from lifecycle.pyfunc import LifecycleModel
-from lifecycle.synthetic import generate_churn
+from lifecycle.data.synthetic import generate_churn
+from lifecycle.model.predictor import FeatureSpec, Predictor
+from lifecycle.model.pyfunc import LifecycleModel
 from serving.booster import DensePredictor
 from serving.validation import RecordValidator
 

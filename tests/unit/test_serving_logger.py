@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 import pytest
 
-from lifecycle import journal
-from lifecycle.journal import JournalEntry
+from lifecycle.stores import journal
+from lifecycle.stores.journal import JournalEntry
 from serving.logger import PredictionLogger
 
 UNREACHABLE = "mongodb://127.0.0.1:9"
@@ -131,7 +131,7 @@ def test_journal_owner_pid_is_parsed_from_the_file_name() -> None:
 
 
 def test_status_counts_the_rows_waiting_in_the_journal(tmp_path: Path) -> None:
-    from lifecycle.settings import Settings
+    from lifecycle.core.settings import Settings
     from ops.status import count_spooled
 
     settings = Settings(MLOPS_HOME=str(tmp_path))

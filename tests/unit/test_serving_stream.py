@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from lifecycle.model import Feature, FeatureSpec, Predictor
+from lifecycle.model.predictor import Feature, FeatureSpec, Predictor
 from serving.holder import LoadedModel
 from serving.stream import records as batches
 from serving.stream.kinesis import MAX_ENTRIES, StreamError, chunks, put_all
@@ -180,7 +180,7 @@ def test_dead_letter_keeps_the_data_as_text_and_cuts_what_kinesis_cannot_hold() 
 
 
 def test_make_up_runs_kinesis_and_the_consumer_only_with_mlops_stream(tmp_path) -> None:
-    from lifecycle.settings import Settings
+    from lifecycle.core.settings import Settings
     from ops.stack import Ports, procfile
 
     ports = Ports()
@@ -217,8 +217,8 @@ def test_consumer_waits_for_its_checkpoints_instead_of_exiting(tmp_path) -> None
     import threading
     from types import SimpleNamespace
 
-    from lifecycle.settings import Settings
-    from lifecycle.waiting import wait_until
+    from lifecycle.core.settings import Settings
+    from lifecycle.core.waiting import wait_until
     from serving.metrics import StreamMetrics
     from serving.stream.consumer import StreamConsumer
 

@@ -7,9 +7,9 @@ import math
 import pytest
 from mlflow.models import infer_signature
 
-from lifecycle.errors import InputValidationError
-from lifecycle.model import FeatureSpec
-from lifecycle.synthetic import generate_churn
+from lifecycle.core.errors import InputValidationError
+from lifecycle.data.synthetic import generate_churn
+from lifecycle.model.predictor import FeatureSpec
 from serving.errors import ApiError
 from serving.routes.predict import mlflow_records, parse_csv
 from serving.validation import RecordValidator

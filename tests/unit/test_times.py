@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.times import (
+from lifecycle.core.times import (
     TimeValueError,
     as_utc,
     parse_duration,

@@ -1,6 +1,6 @@
-"""Batched TPE (lifecycle.trial_batches): the same suggestions as hyperopt's own `fmin` loop, the
-same sequence for the same seed however large the batches, and `search_in_window`'s trials each
-suggested on the same told results however they were scheduled."""
+"""Batched TPE (lifecycle.training.trial_batches): the same suggestions as hyperopt's own `fmin`
+loop, the same sequence for the same seed however large the batches, and `search_in_window`'s
+trials each suggested on the same told results however they were scheduled."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from hyperopt import Trials, fmin, tpe
 
-from lifecycle.search_space import get_space
-from lifecycle.trial_batches import BatchedTPE, Suggestion, search_in_window
+from lifecycle.training.search_space import get_space
+from lifecycle.training.trial_batches import BatchedTPE, Suggestion, search_in_window
 
 SPACE = get_space("default").space
 TRIALS = 24  # past TPE's 20 random start-up trials, so the model-based suggestions count too

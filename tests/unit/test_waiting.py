@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from lifecycle.waiting import WaitTimeout, wait_until
+from lifecycle.core.waiting import WaitTimeout, wait_until
 
 
 def test_wait_until_returns_the_first_value_that_is_done() -> None:

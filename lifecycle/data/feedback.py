@@ -8,9 +8,9 @@ A labelled production row is the logged, validated input of a prediction (`featu
 * the source `feedback:14d` is those rows alone (`read_source`).
 
 Either way the most recent HOLDOUT_SHARE of them (by prediction time) is held out from
-training: the gate scores candidate and champion on it (lifecycle.gate), so a model that only
-wins on old data is not promoted. Fewer than `MLOPS_FEEDBACK_MIN_ROWS` labelled rows: one log
-line, and training goes on with the base source alone.
+training: the gate scores candidate and champion on it (lifecycle.decisions.gate), so a model
+that only wins on old data is not promoted. Fewer than `MLOPS_FEEDBACK_MIN_ROWS` labelled rows:
+one log line, and training goes on with the base source alone.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from lifecycle.data import Dataset, dataset_from_frame
-from lifecycle.errors import DataSourceError
-from lifecycle.settings import Settings, Task
-from lifecycle.store import PredictionStore
-from lifecycle.times import parse_duration, utcnow
+from lifecycle.core.errors import DataSourceError
+from lifecycle.core.settings import Settings, Task
+from lifecycle.core.times import parse_duration, utcnow
+from lifecycle.data.dataset import Dataset, dataset_from_frame
+from lifecycle.stores.prediction_store import PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _read(
     source: str,
 ) -> pd.DataFrame:
     own = store is None
-    store = store or PredictionStore(settings.mongo_uri, settings.mongo_db, timeout_ms=5000)
+    store = store or PredictionStore.open(settings, "training")
     until = utcnow()
     try:
         return read_labelled(store, until - length, until, target)

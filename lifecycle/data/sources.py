@@ -1,108 +1,38 @@
 """Data sources, chosen by `MLOPS_DATA_SOURCE`, each returning a validated `Dataset`.
 
-    synthetic:churn?rows=N&seed=S&drift=D&concept=C   built-in churn generator (lifecycle.synthetic)
+    synthetic:churn?rows=N&seed=S&drift=D&concept=C   built-in churn generator (synthetic.py)
     sklearn:iris | sklearn:breast_cancer | sklearn:diabetes
     path/to/file.csv | path/to/file.parquet
     s3://bucket/key.csv|.parquet             through prefect-aws (MLOPS_S3_BLOCK or env credentials)
-    feedback:14d                             labelled production rows (lifecycle.feedback_data)
+    feedback:14d                             labelled production rows (feedback.py)
 
 Every failure raises DataSourceError with the source and the cause in one line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from lifecycle import synthetic
-from lifecycle.errors import DataSourceError
-from lifecycle.settings import Task
+from lifecycle.core.errors import DataSourceError
+from lifecycle.core.settings import Task, get_settings
+from lifecycle.data import feedback, synthetic
+from lifecycle.data.dataset import Dataset, dataset_from_frame
 
 SKLEARN_SETS = {"iris": "multiclass", "breast_cancer": "binary", "diabetes": "regression"}
-MAX_CLASSES = 50  # more distinct integer labels than this means the target is a quantity
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A training table with its target column and task."""
-
-    frame: pd.DataFrame
-    target: str
-    task: Task
-    source: str
-
-    @property
-    def features(self) -> pd.DataFrame:
-        return self.frame.drop(columns=[self.target])
-
-    @property
-    def labels(self) -> pd.Series:
-        return self.frame[self.target]
-
-    def fingerprint(self) -> dict[str, object]:
-        """A content hash plus shape, logged with every training run."""
-        digest = hashlib.sha256(
-            pd.util.hash_pandas_object(self.frame, index=False).values.tobytes()
-        ).hexdigest()[:16]
-        return {"hash": digest, "rows": len(self.frame), "columns": len(self.frame.columns)}
 
 
 def load_dataset(
     source: str, target: str | None = None, task: Task | None = None, s3_block: str | None = None
 ) -> Dataset:
     """Read `source`, resolve target and task, and check the table is fit to train on."""
-    if source.startswith("feedback:"):
-        from lifecycle import feedback_data
-        from lifecycle.settings import get_settings
-
-        return feedback_data.read_source(source, get_settings(), target, task)
+    if source.startswith(feedback.PREFIX):
+        return feedback.read_source(source, get_settings(), target, task)
     frame, default_target = _read(source, s3_block)
     return dataset_from_frame(frame, source, target or default_target, task)
-
-
-def dataset_from_frame(
-    frame: pd.DataFrame, source: str, target: str | None, task: Task | None
-) -> Dataset:
-    """Check a table is fit to train on and resolve its task."""
-    if target is None:
-        raise DataSourceError(source, "no target column given: set MLOPS_TARGET")
-    if frame.empty or len(frame.columns) == 0:
-        raise DataSourceError(source, "empty table (no rows)")
-    if target not in frame.columns:
-        raise DataSourceError(
-            source, f"missing target column {target!r} (columns: {', '.join(map(str, frame))})"
-        )
-    frame = frame[frame[target].notna()].reset_index(drop=True)
-    if frame.empty:
-        raise DataSourceError(source, f"empty table: every {target!r} value is null")
-    if len(frame.columns) < 2:
-        raise DataSourceError(source, "no feature columns besides the target")
-    task = task or infer_task(frame[target])
-    if task != "regression":
-        n_classes = frame[target].nunique()
-        if n_classes < 2:
-            raise DataSourceError(
-                source, f"target {target!r} has one class ({frame[target].iloc[0]!r}); need two"
-            )
-        if task == "binary" and n_classes > 2:
-            raise DataSourceError(source, f"task binary but target has {n_classes} classes")
-    return Dataset(frame, target, task, source)
-
-
-def infer_task(labels: pd.Series) -> Task:
-    """binary / multiclass for labels that look like classes, regression otherwise."""
-    distinct = labels.nunique()
-    if pd.api.types.is_float_dtype(labels) and not (labels.dropna() % 1 == 0).all():
-        return "regression"
-    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
-    if numeric and distinct > MAX_CLASSES:
-        return "regression"
-    return "binary" if distinct <= 2 else "multiclass"
 
 
 def _read(source: str, s3_block: str | None) -> tuple[pd.DataFrame, str | None]:

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle import events, registry
-from lifecycle.evaluation import is_better_or_equal
-from lifecycle.settings import LOWER_IS_BETTER, Settings, Task
+from lifecycle.core import events
+from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
+from lifecycle.model.evaluation import is_better_or_equal
+from lifecycle.stores import registry
 
 BOOTSTRAP = 200  # resamples for the interval of a metric other than accuracy
 

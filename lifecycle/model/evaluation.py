@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lifecycle.settings import LOWER_IS_BETTER, Task
+from lifecycle.core.settings import LOWER_IS_BETTER, Task
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lifecycle.model import Predictor
+    from lifecycle.model.predictor import Predictor
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")

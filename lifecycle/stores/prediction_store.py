@@ -1,86 +1,78 @@
-"""The prediction store: MongoDB collections `predictions`, `feedback` and `reports`.
+"""The prediction store: MongoDB collections `predictions`, `feedback` and `reports` (and the
+stream consumer's `stream_checkpoints`), opened in one way: `PredictionStore.open`.
 
-Document shapes (DESIGN.md):
-    predictions  {_id: prediction id (uuid str), ts: UTC datetime, model_name, model_version,
-                  features: {name: raw value}, prediction, probabilities: {str(class): p} | None,
-                  latency_ms, request_id, endpoint, sample_key: uniform in [0, 1),
-                  shadow: {model_version, prediction, probabilities} (with a shadow)}
-                                                                             insert-only
-    feedback     {_id: prediction id, actual, ts}                            upserted
-    reports      {_id, model_name, model_version, window_start, window_end, rows, labelled_rows,
-                  drift_share, drifted_columns, metrics: {name: value}, primary_metric,
-                  html_path, json_path, sampled, created_at}
+Document shapes: documents.py (DESIGN.md); `predictions` are insert-only, `feedback` upserted.
 
 Only plain pymongo is used, so a real mongod, a replica set or Atlas is a MONGO_URI away; locally
-and in tests the server is nx-27017 (`mlops mongo`).
+and in tests the server is nx-27017 (`mlops mongo`). This is the only module that builds a
+MongoClient (tests/unit/test_architecture.py checks it).
 """
 
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from lifecycle.documents import FeedbackDocument, PredictionDocument, ShadowScore
-from lifecycle.errors import SharedServerError
-from lifecycle.times import utcnow
+from lifecycle.core.settings import Settings
+from lifecycle.core.times import utcnow
+from lifecycle.stores import store_setup
+from lifecycle.stores.documents import (
+    FEEDBACK,
+    PREDICTIONS,
+    REPORTS,
+    SAMPLE_KEY,
+    STREAM_CHECKPOINTS,
+    FeedbackDocument,
+    PredictionDocument,
+)
 
-PREDICTIONS = "predictions"
-FEEDBACK = "feedback"
-REPORTS = "reports"
-# On a server that cannot isolate databases: which database owns it (one document).
-CLAIM = "lifecycle_server"
-SAMPLE_KEY = "sample_key"
 # Ids per `$in` query: well under MongoDB's 16 MB command limit, and few round trips.
 ID_BATCH = 5000
 
-
-def prediction_document(
-    prediction_id: str,
-    ts: datetime,
-    model_name: str,
-    model_version: str,
-    features: dict[str, Any],
-    prediction: Any,
-    probabilities: dict[str, float] | None = None,
-    latency_ms: float | None = None,
-    request_id: str | None = None,
-    endpoint: str = "/predict",
-    shadow: ShadowScore | None = None,
-) -> PredictionDocument:
-    """One `predictions` document, in the shape every reader of the log expects.
-
-    `sample_key` is drawn once, here, when the row is logged: a report samples a window with
-    the indexed filter `sample_key < p` instead of reading the whole window (README, Report).
-    `random.random()` costs well under a microsecond, and this runs in the shipper, off the
-    request path.
-    """
-    document = PredictionDocument(
-        _id=prediction_id,
-        ts=ts,
-        model_name=model_name,
-        model_version=model_version,
-        features=features,
-        prediction=prediction,
-        probabilities=probabilities,
-        latency_ms=latency_ms,
-        request_id=request_id,
-        endpoint=endpoint,
-        sample_key=random.random(),
-    )
-    if shadow is not None:  # only with MLOPS_SHADOW_ALIAS: other documents stay as they were
-        document["shadow"] = shadow
-    return document
+# Who opens the store, each with how long it waits for the server: server selection and connect
+# time-outs in ms (a socket read gets five times as long, at least 10 s).
+Purpose = Literal[
+    "request",
+    "shipper",
+    "stream",
+    "status",
+    "exporter",
+    "cli",
+    "demo",
+    "training",
+    "report",
+    "window",
+]
+TIMEOUTS_MS: dict[Purpose, int] = {
+    # The API (feedback route, indexes at start) and the journal's shipper: predictions wait in
+    # the journal while MongoDB is away, and a request or a retry must not wait on it.
+    "request": 1000,
+    "shipper": 1000,
+    "stream": 2000,  # the stream consumer's checkpoints
+    # `mlops status` and the exporter: a store that is down shows as such, within one look or
+    # one scrape.
+    "status": 1500,
+    "exporter": 1500,
+    "cli": 3000,  # `mlops experiment`
+    "demo": 5000,  # `mlops demo` reading back the report it made
+    "training": 5000,  # labelled production rows for training (lifecycle.data.feedback)
+    "report": 5000,  # the report and experiment flows' small reads and writes
+    # The report flow reading a window: 20 s, not 5: nx-27017 answers nothing else, its heartbeat
+    # included, while it builds a query's result (up to MLOPS_REPORT_MAX_LABELLED labels in one
+    # find), and a heartbeat past connectTimeoutMS cancels the read (pymongo
+    # _OperationCancelled, seen at load 11).
+    "window": 20_000,
+}
 
 
 class PredictionStore:
-    """Thin, typed access to the three collections. Cheap to build; connects lazily."""
+    """Thin, typed access to the collections. Cheap to build; connects lazily."""
 
     def __init__(self, uri: str, database: str, timeout_ms: int = 2000) -> None:
         self.client: MongoClient = MongoClient(
@@ -93,11 +85,10 @@ class PredictionStore:
         self.db: Database = self.client[database]
 
     @classmethod
-    def from_settings(cls, timeout_ms: int = 2000) -> PredictionStore:
-        from lifecycle.settings import get_settings
-
-        settings = get_settings()
-        return cls(settings.mongo_uri, settings.mongo_db, timeout_ms)
+    def open(cls, settings: Settings, purpose: Purpose) -> PredictionStore:
+        """The store of `settings` (MONGO_URI, MLOPS_MONGO_DB) with the time-out of `purpose`:
+        the one way the rooms open it."""
+        return cls(settings.mongo_uri, settings.mongo_db, TIMEOUTS_MS[purpose])
 
     @property
     def predictions(self) -> Collection:
@@ -111,70 +102,30 @@ class PredictionStore:
     def reports(self) -> Collection:
         return self.db[REPORTS]
 
+    @property
+    def stream_checkpoints(self) -> Collection:
+        """The stream consumer's per-shard positions (serving.stream.checkpoints)."""
+        return self.db[STREAM_CHECKPOINTS]
+
     def close(self) -> None:
         self.client.close()
 
     def ensure_indexes(self, ttl_days: int | None = None) -> None:
-        """The collections' indexes; `ttl_days` (MLOPS_PREDICTION_TTL_DAYS) makes the `ts` index
-        a TTL index, so MongoDB deletes predictions older than that (unset: kept forever).
-        On a server that keeps one namespace for all databases, first claims it (`claim_server`)."""
+        """The collections' indexes (store_setup.ensure_indexes); `ttl_days`
+        (MLOPS_PREDICTION_TTL_DAYS) makes MongoDB delete predictions older than that. On a server
+        that keeps one namespace for all databases, first claims it (`claim_server`)."""
         self.claim_server()
-        self._ensure_ts_index(ttl_days)
-        self.predictions.create_index([("model_version", ASCENDING), ("ts", ASCENDING)])
-        # The sampled read `ts in window and sample_key < p`: on MongoDB an index scan of the
-        # window that fetches only the sampled documents.
-        self.predictions.create_index([("ts", ASCENDING), (SAMPLE_KEY, ASCENDING)])
-        # nx-27017 0.8.1 (neosqlite 1.17) wraps every datetime comparison in SQLite's
-        # datetime(COALESCE(...)), which no index it creates matches: a `ts` range is a table
-        # scan there. A `sample_key` range is an index range, so this index bounds the sampled
-        # read to about p of the collection; it also answers `$exists: false` (old documents)
-        # from the index alone.
-        self.predictions.create_index([(SAMPLE_KEY, ASCENDING)])
-        self.reports.create_index([("model_name", ASCENDING), ("window_end", DESCENDING)])
+        store_setup.ensure_indexes(self.db, ttl_days)
 
     def shares_one_namespace(self) -> bool:
         """True on nx-27017 (`mlops mongo`), where every database name reads and writes the same
-        collections (nx-27017 0.8.1 / neosqlite 1.17.2). It is told apart by its `buildinfo`,
-        which carries no `version`; MongoDB's always does."""
-        return "version" not in self.client.admin.command("buildinfo")
+        collections (store_setup.shares_one_namespace)."""
+        return store_setup.shares_one_namespace(self.client)
 
     def claim_server(self) -> None:
         """Claim a one-namespace server for this database, or raise `SharedServerError` when
-        another database claimed it first: two databases there would read, count and delete each
-        other's predictions. A no-op on MongoDB, which keeps databases apart."""
-        if not self.shares_one_namespace():
-            return
-        from pymongo.errors import DuplicateKeyError
-
-        claims = self.db[CLAIM]
-        try:
-            claims.insert_one({"_id": "database", "name": self.db.name, "ts": utcnow()})
-            return
-        except DuplicateKeyError:
-            owner = (claims.find_one({"_id": "database"}) or {}).get("name")
-        if owner != self.db.name:
-            raise SharedServerError(
-                f"the MongoDB-wire server at {self._address()} already holds database "
-                f"{owner!r} and keeps one database per server; for {self.db.name!r} start "
-                f"another one (mlops mongo --port P) or set MLOPS_MONGO_DB={owner}"
-            )
-
-    def _address(self) -> str:
-        host, port = next(iter(self.client.topology_description.server_descriptions()))
-        return f"{host}:{port}"
-
-    def _ensure_ts_index(self, ttl_days: int | None) -> None:
-        # A TTL index on a regular collection, not a time-series one: those allow duplicate
-        # _ids, which would break the journal's idempotent replay. MongoDB refuses to change an
-        # index's options in create_index (IndexOptionsConflict), so a `ts` index whose TTL
-        # differs from the setting is dropped first and built again.
-        keys = [("ts", ASCENDING)]
-        expire = {"expireAfterSeconds": ttl_days * 86_400} if ttl_days else {}
-        for name, spec in self.predictions.index_information().items():
-            same_keys = [(k, int(d)) for k, d in spec["key"]] == keys
-            if same_keys and spec.get("expireAfterSeconds") != expire.get("expireAfterSeconds"):
-                self.predictions.drop_index(name)
-        self.predictions.create_index(keys, **expire)
+        another database claimed it first (store_setup.claim_server). A no-op on MongoDB."""
+        store_setup.claim_server(self.client, self.db)
 
     # -- predictions ----------------------------------------------------------------------------
     def insert_predictions(self, documents: Sequence[PredictionDocument]) -> int:

@@ -2,7 +2,7 @@
 fresh test split; the candidate becomes `champion` only if it meets the bound and is no worse
 than the champion beyond tolerance, otherwise `challenger`.
 
-When labelled production rows exist (lifecycle.feedback_data), the most recent of them are held
+When labelled production rows exist (lifecycle.data.feedback), the most recent of them are held
 out from training and the gate decides on those instead: they are the traffic the model will
 serve, so a candidate that only wins on the source's (older) test split is not promoted. The
 reason says which rows decided, with the test-split figures beside it."""
@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
 
-from lifecycle import registry
-from lifecycle.evaluation import evaluate, is_better_or_equal
-from lifecycle.registry import CHALLENGER, CHAMPION
-from lifecycle.settings import LOWER_IS_BETTER, Settings, Task, get_settings
-from lifecycle.splits import Splits
-
-if TYPE_CHECKING:
-    from lifecycle.model import Predictor
-    from lifecycle.training import Candidate
+from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import evaluate, is_better_or_equal
+from lifecycle.model.predictor import Predictor
+from lifecycle.stores import registry, registry_loading
+from lifecycle.stores.registry import CHALLENGER, CHAMPION
+from lifecycle.training.candidate import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +96,7 @@ def decide(
 def shadow_first(decision: GateDecision, settings: Settings) -> GateDecision:
     """With a shadow (MLOPS_SHADOW_ALIAS) and live promotion (MLOPS_AUTO_PROMOTE) configured, a
     candidate that passes the gate replacing a champion goes to the shadow alias first: the
-    report flow promotes it when live evidence says so (lifecycle.experiment)."""
+    report flow promotes it when live evidence says so (lifecycle.decisions.experiment)."""
     alias = settings.shadow_alias
     if not (decision.promoted and alias and settings.auto_promote and decision.champion_version):
         return decision
@@ -112,11 +109,8 @@ def apply_decision(version: str, decision: GateDecision, settings: Settings | No
     if decision.promoted:
         registry.promote(version, settings)
     else:
-        settings = settings or get_settings()
         alias = decision.alias if decision.alias != CHAMPION else CHALLENGER
-        registry.client(settings).set_registered_model_alias(
-            settings.model_name, alias, str(version)
-        )
+        registry.set_alias(alias, version, settings)
 
 
 def gate(
@@ -134,7 +128,7 @@ def gate(
     champ = None
     if champion_version is not None and champion_version != candidate.version:
         try:
-            _, champ = registry.load_predictor(champion_version, settings)
+            _, champ = registry_loading.load_predictor(champion_version, settings)
         except Exception as exc:  # any failure means "cannot compare"; the reason is logged
             log.warning("champion v%s cannot be loaded: %s", champion_version, exc)
     champion_test = _score(champ, splits.test, metric, champion_version)
@@ -147,10 +141,7 @@ def gate(
         )
     decision = shadow_first(decision, settings)
     apply_decision(candidate.version, decision, settings)
-    client = registry.client(settings)
-    client.set_model_version_tag(
-        settings.model_name, candidate.version, registry.TAG_GATE, decision.reason
-    )
+    registry.tag_version(candidate.version, registry.TAG_GATE, decision.reason, settings)
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
     return decision

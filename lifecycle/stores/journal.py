@@ -28,8 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from lifecycle.documents import PredictionDocument
-from lifecycle.store import prediction_document
+from lifecycle.stores.documents import PredictionDocument, prediction_document
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ def expand_entry(entry: JournalEntry) -> list[PredictionDocument]:
 
 
 def _shadow_row(shadow: dict[str, Any] | None, i: int) -> dict[str, Any] | None:
-    """Row `i` of a shadow answer, in the `shadow` field's shape (lifecycle.documents)."""
+    """Row `i` of a shadow answer, in the `shadow` field's shape (lifecycle.stores.documents)."""
     if shadow is None:
         return None
     probabilities = shadow.get("probabilities")

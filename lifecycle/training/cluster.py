@@ -9,8 +9,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from lifecycle.errors import LifecycleError
-from lifecycle.settings import Settings
+from lifecycle.core.errors import LifecycleError
+from lifecycle.core.settings import Settings
 
 # Connecting gives up after this: `mlops train` must fail within ~15 s, imports included.
 CONNECT_TIMEOUT_SECONDS = 5

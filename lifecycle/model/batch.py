@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lifecycle.errors import InputValidationError, LifecycleError
-from lifecycle.model import Predictor
+from lifecycle.core.errors import InputValidationError, LifecycleError
+from lifecycle.model.predictor import Predictor
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 CHUNK_ROWS = 50_000

@@ -1,12 +1,24 @@
 """The shapes of what the loop stores, defined once: every writer builds them and every reader
-reads them through these types (DESIGN.md, "MongoDB documents"). The store (`store.py`) keeps
-them in MongoDB; report summaries are also written beside their HTML as JSON.
+reads them through these types (DESIGN.md, "MongoDB documents"); a `predictions` document is
+built by `prediction_document` only. The store (`prediction_store.py`) keeps them in MongoDB;
+report summaries are also written beside their HTML as JSON.
 """
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
+
+# The collections, in the one database MLOPS_MONGO_DB.
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+REPORTS = "reports"
+STREAM_CHECKPOINTS = "stream_checkpoints"
+# On a server that cannot isolate databases: which database owns it (one document).
+CLAIM = "lifecycle_server"
+# The `predictions` field a report samples a window by.
+SAMPLE_KEY = "sample_key"
 
 
 class ShadowScore(TypedDict):
@@ -112,3 +124,41 @@ class StreamCheckpointDocument(TypedDict):
     sequence_number: str | None
     ended: bool  # the shard was closed by resharding and read to its end
     updated_at: datetime
+
+
+def prediction_document(
+    prediction_id: str,
+    ts: datetime,
+    model_name: str,
+    model_version: str,
+    features: dict[str, Any],
+    prediction: Any,
+    probabilities: dict[str, float] | None = None,
+    latency_ms: float | None = None,
+    request_id: str | None = None,
+    endpoint: str = "/predict",
+    shadow: ShadowScore | None = None,
+) -> PredictionDocument:
+    """One `predictions` document, in the shape every reader of the log expects.
+
+    `sample_key` is drawn once, here, when the row is logged: a report samples a window with
+    the indexed filter `sample_key < p` instead of reading the whole window (README, Report).
+    `random.random()` costs well under a microsecond, and this runs in the shipper, off the
+    request path.
+    """
+    document = PredictionDocument(
+        _id=prediction_id,
+        ts=ts,
+        model_name=model_name,
+        model_version=model_version,
+        features=features,
+        prediction=prediction,
+        probabilities=probabilities,
+        latency_ms=latency_ms,
+        request_id=request_id,
+        endpoint=endpoint,
+        sample_key=random.random(),
+    )
+    if shadow is not None:  # only with MLOPS_SHADOW_ALIAS: other documents stay as they were
+        document["shadow"] = shadow
+    return document

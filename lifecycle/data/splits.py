@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from lifecycle.data import Dataset
+from lifecycle.data.dataset import Dataset
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from lifecycle.errors import InputValidationError
-from lifecycle.settings import Task
+from lifecycle.core.errors import InputValidationError
+from lifecycle.core.settings import Task
 
 FeatureKind = Literal["numeric", "integer", "categorical"]
 BOOSTER_FILE = "booster.ubj"

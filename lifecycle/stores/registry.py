@@ -1,33 +1,31 @@
 """The one door to MLflow: client construction, tracking set-up, alias resolution with one error
-policy, model and artifact loading, and the names of aliases, tags and artifacts.
+policy, alias and tag writes, registration, and the names of aliases, tags and artifacts. Its
+two neighbours hold the rest of the door: loading versions and artifacts (registry_loading.py)
+and the training runs (registry_runs.py).
 
-Serving, the exporter, the gate, reporting and `mlops status` reach MLflow only through here.
+Serving, the exporter, the gate, training, reporting and `mlops status` reach MLflow's client
+only through these three modules (tests/unit/test_architecture.py checks it).
 Error policy: a model, version or alias that does not exist is an answer (`None`, `{}`); any
 other failure to read the registry raises `RegistryUnavailableError` with one line.
-Only aliases move; versions are never edited after registration.
+Only aliases move; versions are never edited after registration, except for the gate's tag.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lifecycle.errors import ModelNotReadyError, RegistryError
-from lifecycle.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from lifecycle.settings import Settings, get_settings
-from lifecycle.times import timestamp
+from lifecycle.core.errors import RegistryError
+from lifecycle.core.settings import Settings, get_settings
+from lifecycle.core.times import timestamp
+from lifecycle.model.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-    from mlflow.pyfunc import PyFuncModel
 
-    from lifecycle.model import Predictor
 
 T = TypeVar("T")
 
@@ -197,6 +195,26 @@ def train_run_id(version: ModelVersion) -> str:
     return version.tags.get(TAG_TRAIN_RUN_ID) or version.run_id
 
 
+def register(model_uri: str, tags: dict[str, str], settings: Settings | None = None) -> str:
+    """Register a logged model as a new version of the settings' model; its version number."""
+    import mlflow
+
+    settings = settings or get_settings()
+    return str(mlflow.register_model(model_uri, settings.model_name, tags=tags).version)
+
+
+def set_alias(alias: str, version: str | int, settings: Settings | None = None) -> None:
+    """Point `alias` at `version` of the settings' model (created or moved)."""
+    settings = settings or get_settings()
+    client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
+
+
+def tag_version(version: str | int, key: str, value: str, settings: Settings | None = None) -> None:
+    """Set one tag of a version of the settings' model (the gate's reason: TAG_GATE)."""
+    settings = settings or get_settings()
+    client(settings).set_model_version_tag(settings.model_name, str(version), key, value)
+
+
 def promote(version: str | int, settings: Settings | None = None) -> str | None:
     """Make `version` the champion; the old champion becomes `previous`. Returns the old one."""
     settings = settings or get_settings()
@@ -230,87 +248,3 @@ def rollback(version: str | int | None = None, settings: Settings | None = None)
         version = str(previous.version)
     promote(version, settings)
     return str(version)
-
-
-def download_run_artifact(run_id: str, path: str, settings: Settings | None = None) -> Path:
-    """A local copy of one artifact of a run."""
-    import mlflow.artifacts
-
-    settings = settings or get_settings()
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, tracking_uri=settings.mlflow_tracking_uri
-        )
-    )
-
-
-def load_reference(version: ModelVersion | str | int, settings: Settings | None = None) -> Any:
-    """The drift reference of a version: a training sample with target and `prediction`."""
-    import pandas as pd
-    from mlflow.entities.model_registry import ModelVersion
-
-    settings = settings or get_settings()
-    if not isinstance(version, ModelVersion):
-        version = get_version(version, settings)
-    return pd.read_parquet(download_run_artifact(train_run_id(version), REFERENCE_PATH, settings))
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Any:
-    """MLflow 3 draws a download progress bar on stderr, which would turn a CLI's one-line
-    error (`mlops predict-batch`) into several lines; it reads this variable at call time."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-@dataclass(frozen=True)
-class LoadedVersion:
-    """A registered version loaded in this process: the pyfunc, our predictor, its example."""
-
-    version: ModelVersion
-    pyfunc: PyFuncModel
-    predictor: Predictor
-    input_example: Any  # a DataFrame, or None when the version was logged without one
-
-
-def load_version(version: ModelVersion, settings: Settings | None = None) -> LoadedVersion:
-    """Download and load a version (raises on any problem; nothing is cached or swapped)."""
-    import mlflow.artifacts
-    import mlflow.pyfunc
-
-    from lifecycle.model import Predictor
-
-    settings = settings or get_settings()
-    use(settings)  # models:/ URIs resolve through the process-wide registry URI
-    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp, _no_progress_bar():
-        local = mlflow.artifacts.download_artifacts(
-            f"models:/{version.name}/{version.version}", dst_path=tmp
-        )
-        pyfunc_model = mlflow.pyfunc.load_model(local)
-        example = pyfunc_model.metadata.load_input_example(local)
-    return LoadedVersion(version, pyfunc_model, Predictor.from_pyfunc(pyfunc_model), example)
-
-
-def load_predictor(
-    version: str | int | None = None, settings: Settings | None = None
-) -> tuple[str, Predictor]:
-    """(version, Predictor) for `version`, or for the served alias when None."""
-    settings = settings or get_settings()
-    if version is None:
-        found = version_by_alias(settings.model_alias, settings)
-        if found is None:
-            raise ModelNotReadyError(
-                f"model {settings.model_name!r} has no {settings.model_alias!r} alias yet: "
-                "run `mlops train` first"
-            )
-    else:
-        found = get_version(version, settings)
-    return str(found.version), load_version(found, settings).predictor

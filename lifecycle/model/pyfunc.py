@@ -8,7 +8,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from lifecycle.model import Predictor
+from lifecycle.model.predictor import Predictor
 
 
 class LifecycleModel(mlflow.pyfunc.PythonModel):

@@ -1,8 +1,8 @@
 """Training after the search: refit the best configuration, evaluate it on test, log it with its
-signature, input example, plots and drift reference, and register it; plus the run's summary.
+signature, input example, plots and drift reference, and register it: the `Candidate`.
 
 The Prefect flow (flows/train.py) composes these steps with the split, the search and the gate;
-it is the only place the steps are sequenced.
+it is the only place the steps are sequenced, and it summarises the run (flows/train_summary.py).
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from lifecycle import registry
-from lifecycle.data import Dataset
-from lifecycle.evaluation import evaluate, loss
-from lifecycle.feedback_data import ProductionRows
-from lifecycle.gate import GateDecision
-from lifecycle.model import FeatureSpec, Predictor
-from lifecycle.search import SearchResult, TrialResult, dmatrix, objective_params
-from lifecycle.settings import Settings
-from lifecycle.splits import Splits
+from lifecycle.core.settings import Settings
+from lifecycle.data.dataset import Dataset
+from lifecycle.data.splits import Splits
+from lifecycle.model.evaluation import evaluate
+from lifecycle.model.predictor import FeatureSpec, Predictor
+from lifecycle.stores import registry
+from lifecycle.training.matrices import dmatrix, objective_params
+from lifecycle.training.search import SearchResult
+from lifecycle.training.trials import TrialResult
 
 REFERENCE_ROWS = 5000
 
@@ -40,22 +39,6 @@ class Candidate:
     test_metrics: dict[str, float]
     predictor: Predictor
     register_seconds: float
-
-
-@dataclass
-class TrainResult:
-    version: str
-    run_id: str
-    promoted: bool
-    alias: str
-    reason: str
-    metric: str
-    test_metrics: dict[str, float]
-    champion_version: str | None
-    champion_value: float | None
-    search: SearchResult
-    register_seconds: float
-    production: ProductionRows | None = None  # labelled production rows used (feedback window)
 
 
 def refit(splits: Splits, spec: FeatureSpec, best: TrialResult, seed: int) -> Predictor:
@@ -83,7 +66,7 @@ def log_and_register(
     """Log the refit model (signature + input example) with its artifacts and register it."""
     from mlflow.models import infer_signature
 
-    from lifecycle.pyfunc import LifecycleModel
+    from lifecycle.model.pyfunc import LifecycleModel
 
     t0 = time.perf_counter()
     spec = predictor.spec
@@ -108,14 +91,9 @@ def log_and_register(
             # Given explicitly: inferring requirements would load the model in a subprocess.
             pip_requirements=_requirements(),
         )
-        version = mlflow.register_model(
-            info.model_uri,
-            settings.model_name,
-            tags=_version_tags(spec, settings, test_metrics, dataset, run_id, result),
-        )
-    return Candidate(
-        str(version.version), run_id, test_metrics, predictor, time.perf_counter() - t0
-    )
+        tags = _version_tags(spec, settings, test_metrics, dataset, run_id, result)
+        version = registry.register(info.model_uri, tags, settings)
+    return Candidate(version, run_id, test_metrics, predictor, time.perf_counter() - t0)
 
 
 def _log_evidence(
@@ -145,76 +123,7 @@ def _log_evidence(
     mlflow.log_artifact(str(tmp / name), artifact_path=folder)
 
 
-def summarize(
-    candidate: Candidate,
-    decision: GateDecision,
-    result: SearchResult,
-    metric: str,
-    production: ProductionRows | None = None,
-) -> TrainResult:
-    return TrainResult(
-        version=candidate.version,
-        run_id=candidate.run_id,
-        promoted=decision.promoted,
-        alias=decision.alias,
-        reason=decision.reason,
-        metric=metric,
-        test_metrics=candidate.test_metrics,
-        champion_version=decision.champion_version,
-        champion_value=decision.champion_value,
-        search=result,
-        register_seconds=candidate.register_seconds,
-        production=production,
-    )
-
-
-def report_markdown(result: TrainResult, top: int = 5) -> str:
-    """The Prefect artifact / CLI summary: top trials, chosen params, test metrics, gate."""
-    top = min(top, len(result.search.trials))
-    lines = [
-        f"# Training run `{result.run_id}`",
-        "",
-        f"**Model version {result.version}**: "
-        + ("promoted to `champion`" if result.promoted else "kept as `challenger`")
-        + f" ({result.reason}).",
-        "",
-        *([result.production.markdown(), ""] if result.production is not None else []),
-        "## Test metrics",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        *[f"| {k} | {v:.4f} |" for k, v in result.test_metrics.items()],
-        "",
-        f"## Top {top} of {len(result.search.trials)} trials (by validation {result.metric})",
-        "",
-        "| trial | " + " | ".join(f"val {m}" for m in result.search.best.metrics) + " | params |",
-        "| --- | " + " | ".join("---" for _ in result.search.best.metrics) + " | --- |",
-    ]
-    ranked = sorted(
-        result.search.trials, key=lambda t: loss(result.metric, t.metrics[result.metric])
-    )
-    for t in ranked[:top]:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        values = " | ".join(f"{v:.4f}" for v in t.metrics.values())
-        lines.append(f"| {t.number} | {values} | {params} |")
-    lines += [
-        "",
-        "## Chosen parameters",
-        "",
-        *[f"- `{k}` = {_fmt(v)}" for k, v in result.search.best.params.items()],
-        "",
-        f"Search: {result.search.wall_seconds:.1f} s wall, "
-        f"{result.search.fit_seconds:.1f} s in XGBoost fit; log + register "
-        f"{result.register_seconds:.1f} s.",
-    ]
-    return "\n".join(lines)
-
-
 # -- helpers ----------------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _requirements() -> list[str]:
     from importlib.metadata import version
 

@@ -1,0 +1,1 @@
+"""Settings, errors, times, event and metric names, and the bounded wait: what every part uses."""

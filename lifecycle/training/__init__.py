@@ -1,0 +1,1 @@
+"""The hyperparameter search, its spaces and cluster checks, and the refit candidate."""
