@@ -25,7 +25,7 @@ import yaml
 
 # The settings class lives in the first of these modules that exists (it is moving to
 # lifecycle.core); nothing else in this file names the module.
-SETTINGS_MODULES = ("lifecycle.core.settings", "lifecycle.settings")
+SETTINGS_MODULES = ("lifecycle.core.settings",)
 SETTINGS_CLASS = "Settings"
 CLI_APP_FACTORY = ("ops.cli", "build_app")  # mlops = "ops.cli:main" runs build_app()()
 ROOT = Path(__file__).resolve().parents[1]
