@@ -9,8 +9,8 @@ false promotion rate at or below alpha.
 **Data.** Each labelled row scored by both models is a pair of outcomes. Only discordant pairs
 carry information: `wins` (b) are rows the challenger got right and the champion wrong,
 `losses` (c) the reverse; `ties` are concordant rows. (lifecycle.decisions.experiment names
-them the other way round: its b is the champion's.) Under H0, "the challenger is not better", each discordant
-pair is a challenger win with probability p <= 1/2.
+them the other way round: its b is the champion's.) Under H0, "the challenger is not better",
+each discordant pair is a challenger win with probability p <= 1/2.
 
 **Statistic.** A mixture of likelihood ratios (Robbins 1970; the mSPRT of Johari et al. 2022)
 with a Beta(a, a) prior on p. After b wins out of n = b + c discordant pairs,
