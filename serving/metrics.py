@@ -1,4 +1,4 @@
-"""The API's Prometheus metrics (names from `lifecycle.core.metric_names`, as DESIGN.md lists them).
+"""The API's Prometheus metrics (names from `lifecycle.core.metric_names`).
 
 Each app owns its metrics in its own registry, so several apps (tests) never collide. With
 several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR (`mlops serve --workers N` does): values
@@ -102,7 +102,7 @@ class ServingMetrics:
         hist.observe(seconds)
 
     def count_predictions(self, version: str, labels: list[Any] | None, rows: int) -> None:
-        """Count rows per predicted label (regression: label "" is left out, per DESIGN.md)."""
+        """Count rows per predicted label (regression has no label: the label is left out)."""
         if labels is None:
             self._prediction_child(version, "").inc(rows)
             return

@@ -1,4 +1,4 @@
-"""Prometheus metric names (DESIGN.md): serving, the exporter, alert rules and dashboards all use
+"""Prometheus metric names: serving, the exporter, alert rules and dashboards all use
 exactly these, so a rename is one edit here plus the rule and dashboard files."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The shapes of what the loop stores, defined once: every writer builds them and every reader
-reads them through these types (DESIGN.md, "MongoDB documents"); a `predictions` document is
+reads them through these types; a `predictions` document is
 built by `prediction_document` only. The store (`prediction_store.py`) keeps them in MongoDB;
 report summaries are also written beside their HTML as JSON.
 """

@@ -1,7 +1,7 @@
 """The prediction store: MongoDB collections `predictions`, `feedback` and `reports` (and the
 stream consumer's `stream_checkpoints`), opened in one way: `PredictionStore.open`.
 
-Document shapes: documents.py (DESIGN.md); `predictions` are insert-only, `feedback` upserted.
+Document shapes: documents.py; `predictions` are insert-only, `feedback` upserted.
 
 Only plain pymongo is used, so a real mongod, a replica set or Atlas is a MONGO_URI away; locally
 and in tests the server is nx-27017 (`mlops mongo`). This is the only module that builds a

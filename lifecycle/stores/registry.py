@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Aliases (DESIGN.md, MLflow conventions).
+# Aliases: champion is served; a gated candidate moves champion -> previous or becomes challenger.
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"

@@ -111,7 +111,7 @@ def test_rules_and_dashboards_use_only_design_metric_names() -> None:
     text += "".join(p.read_text() for p in DASHBOARDS_DIR.glob("*.json"))
     used = _metric_tokens(text)
     assert used <= KNOWN_METRICS, used - KNOWN_METRICS
-    # The serving metrics of DESIGN.md are all watched somewhere.
+    # The serving metrics are all watched somewhere.
     serving = {
         metric_names.REQUESTS_TOTAL, metric_names.REQUEST_LATENCY_SECONDS,
         metric_names.PREDICTIONS_TOTAL, metric_names.MODEL_INFO, metric_names.PREDICTION_LOG_QUEUE,
