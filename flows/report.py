@@ -41,7 +41,7 @@ from reporting.window import WindowData, read_window
 def read_predictions(start: datetime, end: datetime) -> WindowData:
     """Count the window, read its sample and the labels that arrived (MongoDB I/O: retried)."""
     settings = get_settings()
-    # "window": 20 s, not 5 (TIMEOUTS_MS says why).
+    # "window": 20 s, not 5 (store_setup.TIMEOUTS_MS says why).
     store = PredictionStore.open(settings, "window")
     try:
         return read_window(

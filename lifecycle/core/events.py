@@ -11,6 +11,7 @@ from typing import Any
 DRIFT_DETECTED = "lifecycle.drift.detected"
 CHALLENGER_PROMOTED = "lifecycle.challenger.promoted"
 CHAMPION_ROLLED_BACK = "lifecycle.champion.rolled-back"
+CHALLENGER_STOPPED = "lifecycle.challenger.stopped"  # the live test found it worse
 
 MODEL_RESOURCE_PREFIX = "lifecycle.model."
 MODEL_RESOURCE_PATTERN = f"{MODEL_RESOURCE_PREFIX}*"  # what an automation matches on

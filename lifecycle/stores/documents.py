@@ -15,6 +15,7 @@ PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 REPORTS = "reports"
 STREAM_CHECKPOINTS = "stream_checkpoints"
+EXPERIMENTS = "experiments"  # one document per challenger's live experiment
 # On a server that cannot isolate databases: which database owns it (one document).
 CLAIM = "lifecycle_server"
 # The `predictions` field a report samples a window by.
