@@ -71,7 +71,8 @@ def decide(summary: ReportSummary, comparison: dict[str, Any]) -> dict[str, Any]
         ]
     finally:
         store.close()
-    decisions = [experiment.live_decision(running, settings)]
+    degenerate = (comparison.get("paired") or {}).get("challenger_degenerate") or []
+    decisions = [experiment.live_decision(running, settings, degenerate)]
     if champion_version is not None and decisions[0].action == "none":
         version = str(summary["model_version"])
         current = [(version, _live(comparison, version))]

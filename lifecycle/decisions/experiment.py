@@ -24,14 +24,14 @@ Prefect event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lifecycle.core import events
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
-from lifecycle.decisions import live_test, sequential
+from lifecycle.decisions import checks, live_test, sequential
 from lifecycle.decisions.live_test import LiveExperiment, PairedCounts
 from lifecycle.stores import registry
 
@@ -62,6 +62,9 @@ class PairedTest:
     challenger_metric: float | None
     champion_wins: int  # discordant pairs the champion got right (McNemar's b)
     challenger_wins: int  # ... the challenger got right (c)
+    # Why the challenger is degenerate on these rows (lifecycle.decisions.checks), if it is:
+    # more accurate than a champion gone wrong is not enough to be crowned.
+    challenger_degenerate: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,7 +145,8 @@ def paired_test(
         b, c, p = mcnemar(a == y, s == y)
         test = "mcnemar-exact"
     values = [_metric(task, metric, y, x) if len(y) else None for x in (a, s)]
-    return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c)
+    refused = checks.degenerate_reasons(task, y, s) if len(y) else []
+    return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c, refused)
 
 
 def paired_counts(test: PairedTest) -> PairedCounts:
@@ -151,12 +155,18 @@ def paired_counts(test: PairedTest) -> PairedCounts:
     return PairedCounts(test.champion, test.challenger, wins, losses, test.pairs - wins - losses)
 
 
-def live_decision(experiment: LiveExperiment | None, settings: Settings) -> Decision:
-    """Promote, stop or keep going, as the challenger's sequential test says."""
+def live_decision(
+    experiment: LiveExperiment | None, settings: Settings, degenerate: Sequence[str] = ()
+) -> Decision:
+    """Promote, stop or keep going, as the challenger's sequential test says; a challenger
+    `degenerate` on the window's rows is never promoted, whatever the test says."""
     if experiment is None:
         return Decision("none", None, False, "no shadow challenger in the window")
     figures = live_test.summary(experiment)
     decision, version = experiment.state.decision, experiment.challenger
+    if decision == sequential.PROMOTE and degenerate:
+        why = f"not promoted: v{version} is degenerate on the live rows ({'; '.join(degenerate)})"
+        return Decision("none", None, False, f"{why}; {figures}")
     if decision == sequential.PROMOTE:
         acted = settings.auto_promote
         verb = "promoted" if acted else "would promote (MLOPS_AUTO_PROMOTE=false)"

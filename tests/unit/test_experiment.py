@@ -205,3 +205,20 @@ def test_gate_sends_a_winner_to_the_shadow_first_when_live_promotion_is_on() -> 
     assert shadow_first(won, Settings(MLOPS_SHADOW_ALIAS="challenger")) == won  # no auto
     first = GateDecision(True, registry.CHAMPION, "no champion yet", 0.8)
     assert shadow_first(first, live) == first  # nothing to shadow: the first model serves
+
+
+def test_a_majority_class_shadow_is_never_promoted_however_accurate(emitted: list) -> None:
+    # Live labels with 14 % churn: a shadow that always says "no churn" is right 86 % of the
+    # time, far more than a champion gone wrong, and the sequential test says "better".
+    rng = np.random.default_rng(5)
+    actual = (rng.random(400) < 0.14).astype(int)
+    champion = np.where(rng.random(400) < 0.45, actual, 1 - actual)
+    majority = np.zeros(400, int)
+    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, majority)
+    assert test.challenger_degenerate[0].startswith("single-class predictions")
+    settings = Settings(MLOPS_AUTO_PROMOTE=True)
+    running = _experiment(settings, [(test.challenger_wins, test.champion_wins, 0)])
+    assert running.state.decision == "promote"
+    decision = experiment.live_decision(running, settings, test.challenger_degenerate)
+    assert decision.action == "none" and "degenerate on the live rows" in decision.reason
+    assert experiment.act(decision, "1", settings) == decision and emitted == []
