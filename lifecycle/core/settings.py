@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     auto_promote: bool = Field(False, validation_alias="MLOPS_AUTO_PROMOTE")
     auto_rollback: bool = Field(True, validation_alias="MLOPS_AUTO_ROLLBACK")
     rollback_after_windows: int = Field(2, ge=1, validation_alias="MLOPS_ROLLBACK_AFTER_WINDOWS")
+    # Alert e-mail (docs: workflows/alert.md). Alertmanager refuses a smarthost without
+    # STARTTLS unless told otherwise: false only for a relay on a trusted network (a local MTA).
+    smtp_require_tls: bool = Field(True, validation_alias="MLOPS_SMTP_REQUIRE_TLS")
 
     @field_validator("home", mode="after")
     @classmethod
