@@ -159,6 +159,12 @@ class StreamMetrics(ServingMetrics):
             ["shard_id"],
             registry=reg,
         )
+        self.base64_records = Counter(
+            names.STREAM_BASE64_RECORDS_TOTAL,
+            "Input records whose data was base64 text of JSON (AWS CLI v1), decoded and read.",
+            ["shard_id"],
+            registry=reg,
+        )
         self.records_out = Counter(
             names.STREAM_RECORDS_OUT_TOTAL,
             "Output records (one per input row) accepted by the results stream.",

@@ -38,6 +38,8 @@ EXPORTER_SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS = (
 
 # -- stream consumer (/metrics of `mlops stream`) --------------------------------------------------
 STREAM_RECORDS_IN_TOTAL = "mlops_stream_records_in_total"  # counter{shard_id}
+# Records whose data was the base64 text of JSON (AWS CLI v1's `put-record --data`), accepted.
+STREAM_BASE64_RECORDS_TOTAL = "mlops_stream_base64_records_total"  # counter{shard_id}
 STREAM_RECORDS_OUT_TOTAL = "mlops_stream_records_out_total"  # counter{model_version}
 STREAM_DEAD_LETTERS_TOTAL = "mlops_stream_dead_letters_total"  # counter{reason}
 STREAM_BATCH_SECONDS = "mlops_stream_batch_seconds"  # histogram

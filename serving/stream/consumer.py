@@ -188,6 +188,8 @@ class StreamConsumer:
         decoded = batches.decode(
             records, model, settings.max_batch, settings.stream_max_record_bytes
         )
+        if decoded.base64:
+            metrics.base64_records.labels(shard_id=shard.shard_id).inc(decoded.base64)
         published = batches.build(decoded, model, settings.stream_in, shard.shard_id, started)
         if published.entries:
             labels = [p for entry in published.entries for p in entry.predictions]

@@ -163,6 +163,31 @@ def test_batch_predicts_every_row_once_and_dead_letters_the_rest(tiny_model) -> 
     assert all(e.endpoint == "kinesis" for e in published.entries)
 
 
+def test_batch_accepts_base64_text_of_json_as_aws_cli_v1_sends_it(tiny_model) -> None:
+    import base64
+
+    row = {"a": 1.5, "b": 2}
+    text = base64.b64encode(orjson.dumps(row))
+    wrapped = base64.encodebytes(orjson.dumps([row] * 3))  # `base64` wraps lines at 76
+    not_json = [
+        base64.b64encode(b"not json"),
+        base64.b64encode(b"1234"),  # JSON, but neither an object nor a list
+        b"eyJh",  # base64 alphabet, decodes to a cut object
+        b"{nope",
+    ]
+    records = [_record(text, "1"), _record(wrapped, "2")]
+    records += [_record(d, str(3 + i)) for i, d in enumerate(not_json)]
+    decoded = batches.decode(records, tiny_model, max_rows=100, max_bytes=1000)
+    assert decoded.rows == 4 and decoded.base64 == 2
+    assert [d.reason for d in decoded.dead] == ["json"] * 4
+    assert all("not valid JSON" in d.error for d in decoded.dead)
+    published = batches.build(decoded, tiny_model, "in", "shard-0", started=0.0)
+    assert len(published.outputs) == 4
+    # The log keeps the decoded JSON, as if the record had held it.
+    assert orjson.loads(published.entries[0].records) == row
+    assert orjson.loads(published.entries[1].records) == [row] * 3
+
+
 def test_prediction_ids_are_the_same_on_every_replay() -> None:
     first = batches.prediction_id("in", "shardId-1", "495", 2)
     assert first == batches.prediction_id("in", "shardId-1", "495", 2)
