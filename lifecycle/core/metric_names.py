@@ -12,6 +12,9 @@ MODEL_LOADED_TIMESTAMP_SECONDS = "mlops_model_loaded_timestamp_seconds"  # gauge
 MODEL_RELOADS_TOTAL = "mlops_model_reloads_total"  # counter{result}
 PREDICTION_LOG_QUEUE = "mlops_prediction_log_queue"  # gauge
 PREDICTION_LOG_SPOOLED = "mlops_prediction_log_spooled"  # gauge
+# Categories the model never saw, rejected or scored as missing (MLOPS_UNSEEN_CATEGORY);
+# the stream consumer counts its records' too.
+UNSEEN_CATEGORY_TOTAL = "mlops_unseen_category_total"  # counter{feature}
 
 # -- exporter (registry + reports) ----------------------------------------------------------------
 MODEL_LAST_TRAINED_TIMESTAMP_SECONDS = (

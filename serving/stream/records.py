@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lifecycle.core.errors import InputValidationError
+from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.stores.journal import JournalEntry
 from serving.holder import LoadedModel
 from serving.stream.kinesis import MAX_RECORD_BYTES, Entry
@@ -57,6 +57,7 @@ class Span:
     start: int
     count: int
     data: bytes  # the rows as JSON: the record's data, or what its base64 text decodes to
+    unseen: list[dict[str, Any]] | None = None  # categories scored as missing (rows: in record)
 
 
 @dataclass
@@ -68,15 +69,24 @@ class Decoded:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: int = 0
     base64: int = 0  # records whose data was base64 text of JSON (AWS CLI v1)
+    unseen: list[dict[str, Any]] = field(default_factory=list)  # every unseen category met
 
     def matrix(self) -> np.ndarray:
         return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
 
 
 def decode(
-    records: list[dict[str, Any]], model: LoadedModel, max_rows: int, max_bytes: int
+    records: list[dict[str, Any]],
+    model: LoadedModel,
+    max_rows: int,
+    max_bytes: int,
+    unseen_missing: bool = False,
 ) -> Decoded:
-    """Validate every record of a batch (`Data` is bytes, as boto3 returns it)."""
+    """Validate every record of a batch (`Data` is bytes, as boto3 returns it).
+
+    An unseen category dead-letters its record, or with `unseen_missing`
+    (MLOPS_UNSEEN_CATEGORY=missing) is scored as missing and noted in the record's span.
+    """
     out = Decoded()
     validator = model.validator
     for record in records:
@@ -96,14 +106,18 @@ def decode(
         if data is not record["Data"]:
             out.base64 += 1
         rows = [payload] if isinstance(payload, dict) else payload
+        unseen: list[dict[str, Any]] | None = [] if unseen_missing else None
         try:
             if not isinstance(rows, list):
                 raise InputValidationError("data", f"{EXPECTED}; got {type(payload).__name__}")
-            part = validator.encode(rows, max_rows)
+            part = validator.encode(rows, max_rows, unseen)
         except InputValidationError as exc:
+            if isinstance(exc, UnseenCategoryError):
+                out.unseen.append({"field": exc.field, "value": exc.value})
             out.dead.append(DeadLetter(record, "validation", str(exc)))
             continue
-        out.spans.append(Span(record, out.rows, len(rows), data))
+        out.unseen += unseen or ()
+        out.spans.append(Span(record, out.rows, len(rows), data, unseen or None))
         out.parts.append(part)
         out.rows += len(rows)
     return out
@@ -169,6 +183,10 @@ def build(
             if probabilities is not None:
                 row_proba = probabilities[span.start + row]
                 body["probabilities"] = dict(zip(keys, row_proba, strict=True))
+            if span.unseen:
+                seen = {u["field"]: u["value"] for u in span.unseen if u["row"] == row}
+                if seen:
+                    body["unseen"] = seen
             data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
             out.outputs.append(Entry(Data=data, PartitionKey=record["PartitionKey"]))
         out.entries.append(
@@ -184,6 +202,7 @@ def build(
                 latency_ms=latency_ms,
                 request_id=f"{shard_id}:{seq}",
                 endpoint=ENDPOINT,
+                unseen=span.unseen,
             )
         )
     return out

@@ -136,6 +136,8 @@ def test_stream_bad_records_become_dead_letters_and_the_consumer_goes_on(
     assert stream_consumer.running()
     metrics = stream_consumer.metrics()
     assert metric_value(metrics, "mlops_stream_dead_letters_total") >= 50
+    # MLOPS_UNSEEN_CATEGORY=reject (the default): dead-lettered, and counted by feature.
+    assert metric_value(metrics, "mlops_unseen_category_total", feature="gender") >= 1
     assert metric_value(metrics, "mlops_stream_records_in_total") >= 5051
     assert "mlops_stream_lag_seconds{" in metrics
 
