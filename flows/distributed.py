@@ -142,7 +142,9 @@ def search_on_cluster(
     # Once per worker, not per trial: the future of a broadcast scatter resolves on each worker
     # to its own copy. One thread per trial unless MLOPS_TRIAL_THREADS says otherwise, so that
     # a worker's threads times the trials' threads does not oversubscribe its cores.
-    data = TrialData(run_id, splits, spec, space, seed, settings.trial_threads or 1)
+    data = TrialData(
+        run_id, splits, spec, space, seed, settings.trial_threads or 1, settings.class_weight
+    )
     shared = client.scatter(data, broadcast=True)
     get_run_logger().info(
         "searching on %s: %d worker threads, %d trials in flight", address, slots, window

@@ -107,7 +107,7 @@ def register(
     seed: int,
 ) -> Candidate:
     """Refit the best configuration, evaluate on test, log with signature and register."""
-    predictor = refit(splits, spec, result.best, seed)
+    predictor = refit(splits, spec, result.best, seed, settings.class_weight)
     return log_and_register(run_id, splits, predictor, result, settings, dataset, seed)
 
 

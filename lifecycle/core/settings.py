@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     unseen_category: Literal["reject", "missing"] = Field(
         "reject", validation_alias="MLOPS_UNSEEN_CATEGORY"
     )
+    # Binary targets: `balanced` weighs positives by the negatives per positive of the training
+    # rows (XGBoost's scale_pos_weight), so a rare class is still predicted; `none`: unweighted.
+    class_weight: Literal["none", "balanced"] = Field("none", validation_alias="MLOPS_CLASS_WEIGHT")
 
     @field_validator("home", mode="after")
     @classmethod

@@ -23,7 +23,7 @@ from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import evaluate
 from lifecycle.model.predictor import FeatureSpec, Predictor
 from lifecycle.stores import registry
-from lifecycle.training.matrices import dmatrix, objective_params
+from lifecycle.training.matrices import dmatrix, objective_params, positive_weight
 from lifecycle.training.search import SearchResult
 from lifecycle.training.trials import TrialResult
 
@@ -41,13 +41,16 @@ class Candidate:
     register_seconds: float
 
 
-def refit(splits: Splits, spec: FeatureSpec, best: TrialResult, seed: int) -> Predictor:
+def refit(
+    splits: Splits, spec: FeatureSpec, best: TrialResult, seed: int, class_weight: str = "none"
+) -> Predictor:
     """Refit the best configuration on train + validation for its early-stopped round count."""
     import xgboost as xgb
 
     full = pd.concat([splits.train, splits.val], ignore_index=True)
+    weight = positive_weight(spec, full, class_weight)
     booster = xgb.train(
-        {**objective_params(spec.task, len(spec.classes), seed), **best.params},
+        {**objective_params(spec.task, len(spec.classes), seed, weight), **best.params},
         dmatrix(spec, full),
         num_boost_round=best.best_iteration + 1,
     )

@@ -13,19 +13,33 @@ from lifecycle.core.settings import Task
 from lifecycle.model.predictor import FeatureSpec
 
 
-def objective_params(task: Task, n_classes: int, seed: int) -> dict[str, Any]:
-    """XGBoost's fixed parameters for a task: objective, its eval metric, histogram trees."""
+def objective_params(
+    task: Task, n_classes: int, seed: int, pos_weight: float | None = None
+) -> dict[str, Any]:
+    """XGBoost's fixed parameters for a task: objective, its eval metric, histogram trees;
+    `pos_weight` (binary): XGBoost's scale_pos_weight (`positive_weight`)."""
     base = {"tree_method": "hist", "seed": seed, "max_cat_to_onehot": 1}
     if task == "regression":
         return {**base, "objective": "reg:squarederror", "eval_metric": "rmse"}
     if task == "binary":
-        return {**base, "objective": "binary:logistic", "eval_metric": "logloss"}
+        weight = {"scale_pos_weight": pos_weight} if pos_weight else {}
+        return {**base, "objective": "binary:logistic", "eval_metric": "logloss", **weight}
     return {
         **base,
         "objective": "multi:softprob",
         "eval_metric": "mlogloss",
         "num_class": n_classes,
     }
+
+
+def positive_weight(spec: FeatureSpec, frame: pd.DataFrame, class_weight: str) -> float | None:
+    """With MLOPS_CLASS_WEIGHT=balanced, a binary target's negatives per positive in `frame`
+    (XGBoost's advice for imbalanced classes): where 14 % churn, an unweighted model on a few
+    hundred rows rarely puts a churner above 0.5, and predicts nobody churns. None otherwise."""
+    if class_weight != "balanced" or spec.task != "binary":
+        return None
+    positives = int(np.sum(labels(spec, frame) == 1))
+    return (len(frame) - positives) / positives if positives else None
 
 
 def labels(spec: FeatureSpec, frame: pd.DataFrame) -> np.ndarray:

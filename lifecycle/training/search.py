@@ -86,7 +86,9 @@ def search(
 ) -> SearchResult:
     """hyperopt TPE over `space`, one trial after another in this process."""
     runs = NestedRuns(settings, run_id)
-    data = TrialData(run_id, splits, spec, space, seed, settings.trial_threads)
+    data = TrialData(
+        run_id, splits, spec, space, seed, settings.trial_threads, settings.class_weight
+    )
     results: list[TrialResult] = []
 
     def trial(sampled: dict[str, Any]) -> dict[str, Any]:

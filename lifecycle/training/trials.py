@@ -18,7 +18,7 @@ from lifecycle.data.splits import Splits
 from lifecycle.model.evaluation import compute_metrics, loss
 from lifecycle.model.predictor import FeatureSpec
 from lifecycle.stores.registry_runs import NestedRuns
-from lifecycle.training.matrices import dmatrix, objective_params
+from lifecycle.training.matrices import dmatrix, objective_params, positive_weight
 from lifecycle.training.search_space import SearchSpace
 
 # The tag naming the Dask worker that ran a trial (absent on a local search).
@@ -53,10 +53,12 @@ class TrialData:
         space: SearchSpace,
         seed: int,
         nthread: int | None = None,
+        class_weight: str = "none",
     ) -> None:
         self.key, self.spec, self.space = key, spec, space
         self.train, self.val = splits.train, splits.val
-        self.fixed = objective_params(spec.task, len(spec.classes), seed)
+        weight = positive_weight(spec, splits.train, class_weight)
+        self.fixed = objective_params(spec.task, len(spec.classes), seed, weight)
         if nthread is not None:
             self.fixed["nthread"] = nthread
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,14 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     assert "versions seen by clients, in order: v1 -> v2" in out
+    # The version that replaced v1 has skill on the drifted traffic, not accuracy alone.
+    found = re.findall(
+        r"^v(\d+) on 2,000 drifted rows .*, F1 ([0-9.]+), ROC AUC ([0-9.]+)", out, re.M
+    )
+    skill = {version: (float(f1), float(auc)) for version, f1, auc in found}
+    assert set(skill) == {"1", "2"}, out[-3000:]
+    assert skill["2"][0] > max(0.0, skill["1"][0]) and skill["2"][1] > skill["1"][1], skill
+    assert "sequential test promote" in out
     assert "live accuracy" in out and "drift share" in out
     assert "predictions," in out and "labels" in out
     index = tmp_path / "mlops" / "demo" / "reports" / "index.html"
