@@ -14,96 +14,26 @@ the estimate is what is under test.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from flows.report import build_reports
 from lifecycle.core.events import CONCEPT_DRIFT_SUSPECTED
 from lifecycle.core.settings import Settings, get_settings
-from lifecycle.data.synthetic import TARGET, generate_churn
-from lifecycle.stores.documents import prediction_document
+from lifecycle.data.synthetic import generate_churn
 from lifecycle.stores.prediction_store import PredictionStore
-from tests.fixtures.training import seed_mlflow_store
+from tests.fixtures.estimates import WINDOW, log_window, plain
 from tests.integration.test_reporting_flow import _drift_events
 
 pytestmark = pytest.mark.integration
 
-# 10,000 rows: the test split the calibration is fitted on holds 1,500 of them.
-SOURCE = "synthetic:churn?rows=10000&seed=7"
-WINDOW = timedelta(hours=3)
 END = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
 DRIFTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ROWS = 2000
-
-
-@pytest.fixture(scope="module")
-def estimate_model(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Any:
-    """(settings, version, predictor) of a model trained on concept-0, drift-0 churn."""
-    from flows.train import run_train_flow
-    from lifecycle.stores.registry_loading import load_predictor
-
-    home = seed_mlflow_store(tmp_path_factory.mktemp("estimate-home"))
-    settings = Settings(home=home, data_source=SOURCE, trials=3, search_space="fast")
-    result = run_train_flow(settings)
-    version, predictor = load_predictor(str(result.version), settings)
-    return settings, version, predictor
-
-
-@pytest.fixture
-def estimate_env(
-    estimate_model: Any, mongo_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    settings = estimate_model[0]
-    monkeypatch.setenv("MONGO_URI", mongo_server.uri)
-    monkeypatch.setenv("MLOPS_MONGO_DB", "estimates")
-    monkeypatch.setenv("MLOPS_HOME", str(settings.home))
-    monkeypatch.setenv("MLOPS_REPORTS_DIR", str(tmp_path / "reports"))
-    for name in ("MLFLOW_TRACKING_URI", "MLOPS_MODEL_NAME", "MLOPS_REPORT_MAX_ROWS"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
-
-
-def log_window(
-    store: PredictionStore,
-    frame: pd.DataFrame,
-    predictor: Any,
-    version: str,
-    end: datetime,
-    model_name: str = "lifecycle-model",
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Log `frame`'s rows as served predictions with their probabilities, as the API logs them,
-    spread over [end - WINDOW, end). Returns (ids, answers, true labels kept by the test)."""
-    features = frame.drop(columns=[TARGET])
-    labels, proba = predictor.predict_frame(features)
-    keys = [str(c) for c in predictor.spec.classes]
-    ids = [str(uuid.uuid4()) for _ in range(len(frame))]
-    step = WINDOW / len(frame)
-    docs = [
-        prediction_document(
-            pid,
-            end - WINDOW + step * i,
-            model_name,
-            version,
-            record,
-            _plain(labels[i]),
-            dict(zip(keys, map(float, proba[i]), strict=True)),
-            latency_ms=1.0,
-        )
-        for i, (pid, record) in enumerate(zip(ids, _records(features), strict=True))
-    ]
-    store.ensure_indexes()
-    for i in range(0, len(docs), 5000):
-        store.insert_predictions(docs[i : i + 5000])
-    return ids, np.asarray(labels), frame[TARGET].to_numpy()
 
 
 def _estimate_only(store: PredictionStore, version: str, end: datetime) -> dict[str, Any]:
@@ -121,14 +51,6 @@ def _estimate_only(store: PredictionStore, version: str, end: datetime) -> dict[
         "concept_drift": estimate.concept,
         "concept_drift_suspected": estimate.concept_drift_suspected,
     }
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def test_estimate_tracks_accuracy_under_covariate_drift_and_names_concept_drift(
@@ -163,7 +85,7 @@ def test_estimate_tracks_accuracy_under_covariate_drift_and_names_concept_drift(
     end = END + len(DRIFTS) * WINDOW
     frame = generate_churn(ROWS, seed=400, drift=0.0, concept=1.0)
     ids, answers, truth = log_window(store, frame, predictor, version, end)
-    store.upsert_feedback({pid: _plain(t) for pid, t in zip(ids, truth, strict=True)})
+    store.upsert_feedback({pid: plain(t) for pid, t in zip(ids, truth, strict=True)})
     state = build_reports(window="3h", end=end, return_state=True)
     result = state.result()
     concept = result["concept_drift"]
