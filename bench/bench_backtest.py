@@ -136,6 +136,7 @@ def main(
             MLOPS_REPORTS_DIR=str(tmp / "reports"),
             MLOPS_DATA_SOURCE="synthetic:churn?rows=5000&seed=1",
             MLOPS_TRIALS="3",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",  # the test server's telemetry: offline
         )
         for name in ("MLFLOW_TRACKING_URI", "MLOPS_REPORT_MAX_ROWS", "MLOPS_MODEL_NAME"):
             os.environ.pop(name, None)
