@@ -4,6 +4,8 @@ A proactive trigger expects `prefect.flow-run.Completed` from a deployment of th
 flow within MLOPS_STALE_AFTER_HOURS; when none arrives, a SendNotification action posts to the
 Slack-compatible webhook MLOPS_ALERT_WEBHOOK_URL through a CustomWebhookNotificationBlock. (The
 `triggers:` of prefect.yaml can only run their own deployment, so notifications need this API.)
+It sends no e-mail: none of Prefect's notification blocks speaks SMTP (prefect-email has
+credentials for a task, not a notification block), so e-mail is Alertmanager's job.
 
 Apply against the server in PREFECT_API_URL (`make deploy` does this):
 

@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
-from flows.experiment import compare_live, decide
+from flows.experiment import compare_live, count_pairs, decide
 from lifecycle.core import events
 from lifecycle.core.settings import get_settings
 from lifecycle.core.times import as_utc, parse_duration, window_bounds
@@ -42,7 +42,7 @@ from reporting.window import WindowData, read_window
 def read_predictions(start: datetime, end: datetime) -> WindowData:
     """Count the window, read its sample and the labels that arrived (MongoDB I/O: retried)."""
     settings = get_settings()
-    # "window": 20 s, not 5 (TIMEOUTS_MS says why).
+    # "window": 20 s, not 5 (store_setup.TIMEOUTS_MS says why).
     store = PredictionStore.open(settings, "window")
     try:
         return read_window(
@@ -120,7 +120,7 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     reference = load_reference(_report_version(data))
     # The live comparison comes first so the page shows it; the decisions need the report's
     # live metric, so they follow, and the JSON beside the page is written with them.
-    comparison = compare_live(data, live_metric_name(reference))
+    comparison = count_pairs(compare_live(data, live_metric_name(reference)), data.end)
     summary = build_report(data, reference, label, comparison)
     summary["experiment"] = decide(summary, comparison)
     write_summary(summary)

@@ -80,6 +80,7 @@ def alertmanager_config(settings: Settings | None = None, **route_overrides: str
         "MLOPS_SMTP_SMARTHOST": settings.smtp_smarthost,
         "MLOPS_SMTP_USERNAME": settings.smtp_username or "",
         "MLOPS_SMTP_PASSWORD": settings.smtp_password or "",
+        "MLOPS_SMTP_REQUIRE_TLS": "true" if settings.smtp_require_tls else "false",
     }
     # Values are quoted in the template; escape what would end a YAML double-quoted string.
     escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"') for k, v in values.items()}

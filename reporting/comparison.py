@@ -16,6 +16,7 @@ from typing import Any
 
 from lifecycle.core.settings import Settings, Task
 from lifecycle.decisions import experiment
+from lifecycle.decisions.live_test import LiveExperiment, summary
 from reporting.window import LivePairs
 
 
@@ -89,6 +90,9 @@ def describe(comparison: dict[str, Any]) -> list[str]:
             f"pairs, {paired['test']} p={paired['p_value']:.4g} (discordant "
             f"{paired['challenger_wins']} / {paired['champion_wins']})"
         )
+    running = comparison.get("sequential")
+    if running:
+        lines.append(f"- sequential test: {summary(LiveExperiment.from_document(running))}")
     return lines
 
 
@@ -113,11 +117,13 @@ def page_notes(comparison: dict[str, Any] | None, settings: Settings) -> list[st
     ]
     paired = comparison.get("paired")
     if paired:
-        reading = experiment.promotion(experiment.PairedTest(**paired), settings).reason
         notes.append(
-            f"Paired on the same labelled requests ({paired['test']}): promotion rule "
-            f"(`MLOPS_LIVE_MIN_PAIRED` = {settings.live_min_paired}, `MLOPS_LIVE_ALPHA` = "
-            f"{settings.live_alpha}): {reading}. The decision taken is in this report's JSON "
+            f"Paired on the same labelled requests ({paired['test']} p-value shown for this "
+            "window alone). The decision is the sequential test's: the pairs of every window "
+            "since the challenger started, promoted when the likelihood ratio for 'better' "
+            f"reaches 1/`MLOPS_LIVE_ALPHA` = {1 / settings.live_alpha:g}, stopped when the one "
+            "for 'worse' does; looking after every window keeps the false promotion rate at "
+            f"most {settings.live_alpha:g}. The decision taken is in this report's JSON "
             "(`experiment.decisions`), the flow's `live-comparison` artifact and "
             "`mlops experiment`."
         )

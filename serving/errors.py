@@ -70,7 +70,12 @@ def render(exc: ApiError) -> Response:
     return json_response(body, exc.status, exc.headers or None)
 
 
-def from_validation(exc: InputValidationError, mlflow_format: bool = False) -> ApiError:
+def from_validation(
+    exc: InputValidationError, mlflow_format: bool = False, metrics: Any | None = None
+) -> ApiError:
+    """The answer to a validation error; `metrics` (ServingMetrics) counts an unseen category."""
+    if metrics is not None:
+        metrics.count_unseen(error=exc)
     # 400 for MLflow clients (as `mlflow models serve`), 422 for our own routes
     return ApiError(400 if mlflow_format else 422, str(exc), exc.field, mlflow_format)
 

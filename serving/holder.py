@@ -127,6 +127,14 @@ class ModelHolder:
         except registry.RegistryUnavailableError as exc:
             return self._unavailable(str(exc))
         if version is None:
+            if not self.primary and self.current is not None:
+                # A challenger whose alias was removed (stopped by the live test, or by hand)
+                # is let go: canary traffic returns to the champion, the shadow stops scoring.
+                log.info(
+                    "alias %s@%s removed: dropping version %s", name, alias, self.current.version
+                )
+                self.current = None
+                return "dropped"
             return self._unavailable(f"no model version has alias {name}@{alias} yet")
         current = self.current
         number = str(version.version)

@@ -8,6 +8,7 @@ then live in shared files and /metrics sums the workers through a MultiProcessCo
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,14 @@ from prometheus_client import (
 )
 
 from lifecycle.core import metric_names as names
+from lifecycle.core.errors import UnseenCategoryError
 
 # Tuned for a fast API: most one-row requests take 1-5 ms, batches up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNSEEN_HELP = (
+    "Categorical values the model never saw, by feature: rejected or scored as missing "
+    "(MLOPS_UNSEEN_CATEGORY)."
+)
 
 
 class ServingMetrics:
@@ -83,6 +89,7 @@ class ServingMetrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        self.unseen = Counter(names.UNSEEN_CATEGORY_TOTAL, UNSEEN_HELP, ["feature"], registry=reg)
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
         # Pre-bound children keep the per-request cost to one dict lookup.
@@ -101,8 +108,13 @@ class ServingMetrics:
             hist = self._latency_children[endpoint] = self.latency.labels(endpoint=endpoint)
         hist.observe(seconds)
 
-    def count_predictions(self, version: str, labels: list[Any] | None, rows: int) -> None:
-        """Count rows per predicted label (regression has no label: the label is left out)."""
+    def count_predictions(
+        self, version: str, labels: list[Any] | None, rows: int, unseen: list | None = None
+    ) -> None:
+        """Count rows per predicted label (regression has no label: the label is left out),
+        and the `unseen` categories scored as missing in them (`count_unseen`)."""
+        if unseen:
+            self.count_unseen(unseen)
         if labels is None:
             self._prediction_child(version, "").inc(rows)
             return
@@ -111,6 +123,17 @@ class ServingMetrics:
             return
         for label, n in Tally(map(str, labels)).items():
             self._prediction_child(version, label).inc(n)
+
+    def count_unseen(
+        self, unseen: Iterable[dict[str, Any]] | None = (), error: Exception | None = None
+    ) -> None:
+        """Count unseen categories by feature: those scored as missing (`{"field", ...}` items
+        from the validator) or the one that failed a request (`UnseenCategoryError`)."""
+        fields = [item["field"] for item in unseen or ()]
+        if isinstance(error, UnseenCategoryError):
+            fields.append(error.field)
+        for feature, n in Tally(fields).items():  # rare: no pre-bound children
+            self.unseen.labels(feature=feature).inc(n)
 
     def _prediction_child(self, version: str, label: str) -> Any:
         child = self._prediction_children.get((version, label))
@@ -156,6 +179,12 @@ class StreamMetrics(ServingMetrics):
         self.records_in = Counter(
             names.STREAM_RECORDS_IN_TOTAL,
             "Kinesis records read from the input stream, by shard.",
+            ["shard_id"],
+            registry=reg,
+        )
+        self.base64_records = Counter(
+            names.STREAM_BASE64_RECORDS_TOTAL,
+            "Input records whose data was base64 text of JSON (AWS CLI v1), decoded and read.",
             ["shard_id"],
             registry=reg,
         )

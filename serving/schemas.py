@@ -113,7 +113,9 @@ PREDICTION_PATHS: dict[str, Any] = {
             "tags": ["predictions"],
             "summary": "Predict one record or a list",
             "description": "Predictions, class probabilities (classifiers), `model_name`, "
-            "`model_version` and one `prediction_id` per row.",
+            "`model_version` and one `prediction_id` per row; with MLOPS_UNSEEN_CATEGORY=missing, "
+            "`unseen` lists the categories the model never saw, scored as missing "
+            "(`{row, field, value}`).",
             "operationId": "predict",
             **PREDICT_BODY,
             "responses": {"200": {"description": "predictions"}, **_ERRORS},

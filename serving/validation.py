@@ -3,6 +3,9 @@
 The rules come from the model's FeatureSpec (kinds, categories) and its MLflow signature
 (column types and which columns are required). Every problem raises `InputValidationError`
 whose `field` names the feature (or the request part) and whose message says what was expected.
+A category the model never saw raises its subclass `UnseenCategoryError`, unless the caller
+passes an `unseen` list (MLOPS_UNSEEN_CATEGORY=missing): the value is then scored as missing,
+which is how XGBoost's native categorical support treats an unknown code, and noted in the list.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.core.errors import InputValidationError
+from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.model.predictor import FeatureSpec
 
 # MLflow signature types that cannot hold a missing value: mlflow's own schema enforcement
@@ -65,7 +68,7 @@ class RecordValidator:
         self.spec = spec
 
     # -- one value ------------------------------------------------------------------------------
-    def _value(self, col: Column, value: Any, row: int) -> float:
+    def _value(self, col: Column, value: Any, row: int, unseen: list | None = None) -> float:
         where = f" (row {row})" if row >= 0 else ""
         if value is None:
             if not col.nullable:
@@ -82,10 +85,14 @@ class RecordValidator:
                 )
             code = col.codes.get(value)
             if code is None:
-                raise InputValidationError(
-                    col.name,
-                    f"unknown category {value!r}; expected one of {list(col.codes)}{where}",
-                )
+                if unseen is None:
+                    raise UnseenCategoryError(
+                        col.name,
+                        f"unknown category {value!r}; expected one of {list(col.codes)}{where}",
+                        value,
+                    )
+                unseen.append({"row": max(row, 0), "field": col.name, "value": value})
+                return math.nan
             return float(code)
         if vtype is int:
             if abs(value) > _MAX_EXACT_INT:
@@ -112,8 +119,9 @@ class RecordValidator:
         )
 
     # -- records --------------------------------------------------------------------------------
-    def check_record(self, record: Any, row: int = -1) -> list[float]:
-        """One record → its encoded row. Raises on a missing, extra or ill-typed field."""
+    def check_record(self, record: Any, row: int = -1, unseen: list | None = None) -> list[float]:
+        """One record → its encoded row. Raises on a missing, extra or ill-typed field, and on
+        an unseen category unless `unseen` collects it (`encode`)."""
         where = f" (row {row})" if row >= 0 else ""
         if not isinstance(record, dict):
             raise InputValidationError(
@@ -123,7 +131,7 @@ class RecordValidator:
         out = []
         for col in self.columns:
             if col.name in record:
-                out.append(self._value(col, record[col.name], row))
+                out.append(self._value(col, record[col.name], row, unseen))
             elif col.required:
                 raise InputValidationError(
                     col.name, f"missing feature; expected {col.expected}{where}"
@@ -138,8 +146,14 @@ class RecordValidator:
                 )
         return out
 
-    def encode(self, records: Sequence[Any], max_batch: int) -> np.ndarray:
-        """Validated records → float32 matrix in feature order (NaN = missing)."""
+    def encode(
+        self, records: Sequence[Any], max_batch: int, unseen: list | None = None
+    ) -> np.ndarray:
+        """Validated records → float32 matrix in feature order (NaN = missing).
+
+        `unseen`: None rejects an unseen category (`UnseenCategoryError`); a list scores it as
+        missing and gets `{"row", "field", "value"}` appended for each one, in row order.
+        """
         n = len(records)
         if n == 0:
             raise InputValidationError("records", "empty list; send at least one record")
@@ -148,9 +162,9 @@ class RecordValidator:
                 "records", f"batch of {n} records is over the limit of {max_batch}"
             )
         if n == 1:
-            rows = [self.check_record(records[0])]
+            rows = [self.check_record(records[0], -1, unseen)]
         else:
-            rows = [self.check_record(rec, i) for i, rec in enumerate(records)]
+            rows = [self.check_record(rec, i, unseen) for i, rec in enumerate(records)]
         return np.asarray(rows, dtype=np.float32)
 
     def columns_to_records(self, columns: Any, field: str) -> list[dict[str, Any]]:

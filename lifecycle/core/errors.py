@@ -33,6 +33,15 @@ class InputValidationError(LifecycleError):
         super().__init__(f"{field}: {message}")
 
 
+class UnseenCategoryError(InputValidationError):
+    """A categorical feature holds a value the model never saw in training
+    (MLOPS_UNSEEN_CATEGORY=reject); `value` is that value."""
+
+    def __init__(self, field: str, message: str, value: str) -> None:
+        self.value = value
+        super().__init__(field, message)
+
+
 class SharedServerError(LifecycleError):
     """The MongoDB-wire server already holds another Lifecycle database and cannot keep two apart
     (nx-27017, `mlops mongo`: one namespace per server)."""

@@ -13,6 +13,7 @@ DRIFT_DETECTED = "lifecycle.drift.detected"
 CONCEPT_DRIFT_SUSPECTED = "lifecycle.concept-drift.suspected"
 CHALLENGER_PROMOTED = "lifecycle.challenger.promoted"
 CHAMPION_ROLLED_BACK = "lifecycle.champion.rolled-back"
+CHALLENGER_STOPPED = "lifecycle.challenger.stopped"  # the live test found it worse
 
 MODEL_RESOURCE_PREFIX = "lifecycle.model."
 MODEL_RESOURCE_PATTERN = f"{MODEL_RESOURCE_PREFIX}*"  # what an automation matches on

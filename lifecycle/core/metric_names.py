@@ -12,6 +12,9 @@ MODEL_LOADED_TIMESTAMP_SECONDS = "mlops_model_loaded_timestamp_seconds"  # gauge
 MODEL_RELOADS_TOTAL = "mlops_model_reloads_total"  # counter{result}
 PREDICTION_LOG_QUEUE = "mlops_prediction_log_queue"  # gauge
 PREDICTION_LOG_SPOOLED = "mlops_prediction_log_spooled"  # gauge
+# Categories the model never saw, rejected or scored as missing (MLOPS_UNSEEN_CATEGORY);
+# the stream consumer counts its records' too.
+UNSEEN_CATEGORY_TOTAL = "mlops_unseen_category_total"  # counter{feature}
 
 # -- exporter (registry + reports) ----------------------------------------------------------------
 MODEL_LAST_TRAINED_TIMESTAMP_SECONDS = (
@@ -42,6 +45,8 @@ EXPORTER_SOURCE_LAST_SUCCESS_TIMESTAMP_SECONDS = (
 
 # -- stream consumer (/metrics of `mlops stream`) --------------------------------------------------
 STREAM_RECORDS_IN_TOTAL = "mlops_stream_records_in_total"  # counter{shard_id}
+# Records whose data was the base64 text of JSON (AWS CLI v1's `put-record --data`), accepted.
+STREAM_BASE64_RECORDS_TOTAL = "mlops_stream_base64_records_total"  # counter{shard_id}
 STREAM_RECORDS_OUT_TOTAL = "mlops_stream_records_out_total"  # counter{model_version}
 STREAM_DEAD_LETTERS_TOTAL = "mlops_stream_dead_letters_total"  # counter{reason}
 STREAM_BATCH_SECONDS = "mlops_stream_batch_seconds"  # histogram

@@ -154,6 +154,14 @@ class Settings(BaseSettings):
     auto_promote: bool = Field(False, validation_alias="MLOPS_AUTO_PROMOTE")
     auto_rollback: bool = Field(True, validation_alias="MLOPS_AUTO_ROLLBACK")
     rollback_after_windows: int = Field(2, ge=1, validation_alias="MLOPS_ROLLBACK_AFTER_WINDOWS")
+    # Alert e-mail and unseen categories (docs: workflows/alert.md, workflows/serve.md): whether
+    # Alertmanager demands STARTTLS of the SMTP server (false only for a relay on a trusted
+    # network, such as a local MTA on :25); what a category the model never saw gets: `reject`
+    # (422, dead letter, batch stops) or `missing` (scored as missing, and the answer says so).
+    smtp_require_tls: bool = Field(True, validation_alias="MLOPS_SMTP_REQUIRE_TLS")
+    unseen_category: Literal["reject", "missing"] = Field(
+        "reject", validation_alias="MLOPS_UNSEEN_CATEGORY"
+    )
 
     @field_validator("home", mode="after")
     @classmethod

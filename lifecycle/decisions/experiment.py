@@ -1,31 +1,38 @@
-"""Live experiments: per-version live metrics, the paired test of a shadow challenger against the
-champion, and the two decisions taken on live evidence (README "Shadow and canary").
+"""Live experiments: per-version live metrics, the paired outcomes of a challenger against the
+champion, and the three decisions taken on live evidence (docs: "How decisions are made").
 
-* **Paired test.** A shadow scores the same labelled rows as the champion, so each row is a pair
-  of outcomes. For classification, the exact McNemar test: of the discordant pairs (one model
-  right, the other wrong), b favour the champion and c the challenger; under "equally good" c is
-  Binomial(b + c, 1/2), and the p-value is `scipy.stats.binomtest(c, b + c)` (two-sided). For
-  regression, the Wilcoxon signed-rank test on the paired absolute errors.
-* **Promote** the challenger when it has at least MLOPS_LIVE_MIN_PAIRED pairs, p <
-  MLOPS_LIVE_ALPHA, it won more discordant pairs, and it is not worse on the primary metric.
-* **Roll back** the champion to `previous` when its live primary metric was outside
-  MLOPS_MIN_METRIC / MLOPS_MAX_METRIC in each of the last MLOPS_ROLLBACK_AFTER_WINDOWS reports.
+* **Paired outcomes.** A shadow scores the same labelled rows as the champion, so each row is a
+  pair. For classification a row is a challenger win when only the challenger is right, a loss
+  when only the champion is; for regression, when its absolute error is the smaller one. The
+  exact McNemar / Wilcoxon p-value of the window is still shown, as a description.
+* **Promote or stop** by the always-valid sequential test of the challenger's experiment
+  (lifecycle.decisions.live_test, .sequential): the pairs of every window since the challenger
+  started accumulate, and the test promotes when its likelihood ratio for "better" reaches
+  1/MLOPS_LIVE_ALPHA, and stops the challenger (its alias is dropped, so canary traffic stops)
+  when the ratio for "worse" does. Looking after every window keeps P(promoting a challenger
+  that is not better) <= MLOPS_LIVE_ALPHA.
+* **Roll back** the champion to `previous` when the 95 % interval of its live primary metric
+  lay wholly outside MLOPS_MIN_METRIC / MLOPS_MAX_METRIC in each of the last
+  MLOPS_ROLLBACK_AFTER_WINDOWS reports: the interval, not the point estimate, so noise on a few
+  labels does not roll a good champion back.
 
 Each decision is acted on only when its switch allows (MLOPS_AUTO_PROMOTE, default false;
-MLOPS_AUTO_ROLLBACK, default true), and then emits its Prefect event.
+MLOPS_AUTO_ROLLBACK, default true, also covers stopping a harmful challenger), and then emits its
+Prefect event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lifecycle.core import events
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
-from lifecycle.model.evaluation import is_better_or_equal
+from lifecycle.decisions import checks, live_test, sequential
+from lifecycle.decisions.live_test import LiveExperiment, PairedCounts
 from lifecycle.stores import registry
 
 BOOTSTRAP = 200  # resamples for the interval of a metric other than accuracy
@@ -55,6 +62,9 @@ class PairedTest:
     challenger_metric: float | None
     champion_wins: int  # discordant pairs the champion got right (McNemar's b)
     challenger_wins: int  # ... the challenger got right (c)
+    # Why the challenger is degenerate on these rows (lifecycle.decisions.checks), if it is:
+    # more accurate than a champion gone wrong is not enough to be crowned.
+    challenger_degenerate: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,62 +145,74 @@ def paired_test(
         b, c, p = mcnemar(a == y, s == y)
         test = "mcnemar-exact"
     values = [_metric(task, metric, y, x) if len(y) else None for x in (a, s)]
-    return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c)
+    refused = checks.degenerate_reasons(task, y, s) if len(y) else []
+    return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c, refused)
 
 
-def promotion(test: PairedTest | None, settings: Settings) -> Decision:
-    """Promote the shadow when the paired evidence says it is significantly better."""
-    if test is None:
+def paired_counts(test: PairedTest) -> PairedCounts:
+    """The window's pairs as the sequential test counts them (from the challenger's side)."""
+    wins, losses = test.challenger_wins, test.champion_wins
+    return PairedCounts(test.champion, test.challenger, wins, losses, test.pairs - wins - losses)
+
+
+def live_decision(
+    experiment: LiveExperiment | None, settings: Settings, degenerate: Sequence[str] = ()
+) -> Decision:
+    """Promote, stop or keep going, as the challenger's sequential test says; a challenger
+    `degenerate` on the window's rows is never promoted, whatever the test says."""
+    if experiment is None:
         return Decision("none", None, False, "no shadow challenger in the window")
-    if test.pairs < settings.live_min_paired:
-        minimum = settings.live_min_paired
-        why = f"{test.pairs} paired labels, fewer than MLOPS_LIVE_MIN_PAIRED={minimum}"
-        return Decision("none", None, False, why)
-    metric_name = settings.primary_metric_override or (
-        "rmse" if test.test == "wilcoxon" else "accuracy"
-    )
-    figures = (
-        f"p={test.p_value:.4g} ({test.test}, {test.pairs} pairs, discordant "
-        f"{test.challenger_wins} for v{test.challenger} / {test.champion_wins} for "
-        f"v{test.champion}); live {metric_name} {_fmt(test.challenger_metric)} vs "
-        f"{_fmt(test.champion_metric)}"
-    )
-    not_worse = (
-        test.challenger_metric is not None
-        and test.champion_metric is not None
-        and is_better_or_equal(metric_name, test.challenger_metric, test.champion_metric, 0.0)
-    )
-    if test.p_value >= settings.live_alpha or test.challenger_wins <= test.champion_wins:
-        return Decision("none", None, False, f"not significantly better: {figures}")
-    if not not_worse:
-        return Decision("none", None, False, f"worse on the primary metric: {figures}")
-    acted = settings.auto_promote
-    verb = "promoted" if acted else "would promote (MLOPS_AUTO_PROMOTE=false)"
-    reason = f"{verb} v{test.challenger}: significantly better, {figures}"
-    return Decision("promote", test.challenger, acted, reason)
+    figures = live_test.summary(experiment)
+    decision, version = experiment.state.decision, experiment.challenger
+    if decision == sequential.PROMOTE and degenerate:
+        why = f"not promoted: v{version} is degenerate on the live rows ({'; '.join(degenerate)})"
+        return Decision("none", None, False, f"{why}; {figures}")
+    if decision == sequential.PROMOTE:
+        acted = settings.auto_promote
+        verb = "promoted" if acted else "would promote (MLOPS_AUTO_PROMOTE=false)"
+        return Decision("promote", version, acted, f"{verb} v{version}: better, {figures}")
+    if decision == sequential.STOP_HARM:
+        acted = settings.auto_rollback
+        verb = "stopped" if acted else "would stop (MLOPS_AUTO_ROLLBACK=false)"
+        return Decision("stop", version, acted, f"{verb} v{version}: worse, {figures}")
+    return Decision("none", None, False, f"no decision yet: {figures}")
 
 
 def rollback(
-    champion: str, history: Sequence[tuple[str, float | None]], task: Task, settings: Settings
+    champion: str,
+    history: Sequence[tuple[str, LiveMetric | None]],
+    task: Task,
+    settings: Settings,
 ) -> Decision:
-    """Roll back when the champion's live metric was out of bounds in each of the last
-    MLOPS_ROLLBACK_AFTER_WINDOWS reports. `history`: (version, live metric), newest first."""
+    """Roll back when the 95 % interval of the champion's live metric lay wholly outside the
+    bounds in each of the last MLOPS_ROLLBACK_AFTER_WINDOWS reports. `history`: (version, its
+    live metric), newest first.
+
+    Two windows by default, although each interval already accounts for noise: a 95 % interval
+    misses the truth in 1 window in 40, so a champion that sits at the bound would be rolled back
+    every 40 windows (5 days at a report every 3 hours) on one; two in a row make that 1 in 1,600,
+    and a drop that lasts is what a rollback is for."""
     windows = settings.rollback_after_windows
     low, high = settings.metric_bounds(task)
     recent = list(history[:windows])
     outside = [
-        value is not None
-        and ((low is not None and value < low) or (high is not None and value > high))
-        for version, value in recent
+        metric is not None
+        and metric.value is not None
+        and (
+            (low is not None and metric.high is not None and metric.high < low)
+            or (high is not None and metric.low is not None and metric.low > high)
+        )
+        for version, metric in recent
         if version == champion
     ]
-    shown = ", ".join(_fmt(v) for _, v in recent)
+    shown = ", ".join(_interval(m) for _, m in recent)
     if len(outside) < windows or not all(outside):
-        return Decision("none", None, False, f"champion v{champion} live metric {shown} in bounds")
+        why = f"champion v{champion} live metric {shown or 'n/a'}: not wholly outside the bounds"
+        return Decision("none", None, False, why)
     bounds = f"[{_fmt(low)}, {_fmt(high)}]"
     acted = settings.auto_rollback
     verb = "rolled back" if acted else "would roll back (MLOPS_AUTO_ROLLBACK=false)"
-    reason = f"{verb} v{champion}: live metric {shown} outside {bounds} for {windows} reports"
+    reason = f"{verb} v{champion}: live metric {shown} wholly outside {bounds}, {windows} reports"
     return Decision("rollback", None, acted, reason)
 
 
@@ -202,6 +224,14 @@ def act(decision: Decision, champion: str, settings: Settings) -> Decision:
     if decision.action == "promote":
         registry.promote(decision.version, settings)
         event, version = events.CHALLENGER_PROMOTED, str(decision.version)
+    elif decision.action == "stop":
+        # The challenger's alias goes: its holder in the API lets it go, so canary traffic
+        # stops and the shadow stops scoring.
+        registry.remove_alias(settings.shadow_alias or registry.CHALLENGER, settings)
+        payload = {"champion": champion, "challenger": str(decision.version)}
+        payload |= {"model_name": settings.model_name, "reason": decision.reason}
+        events.emit(events.CHALLENGER_STOPPED, settings.model_name, decision.version, payload)
+        return decision
     else:
         try:
             version = registry.rollback(None, settings)
@@ -230,6 +260,12 @@ def _metric(task: Task, metric: str, y: np.ndarray, p: np.ndarray) -> float:
     if metric in LOWER_IS_BETTER:  # a classifier's lower-is-better metric needs probabilities
         return float(np.mean(y != p))
     return float(np.mean(y == p))
+
+
+def _interval(metric: LiveMetric | None) -> str:
+    if metric is None or metric.value is None:
+        return "n/a"
+    return f"{metric.value:.4f} [{_fmt(metric.low)}, {_fmt(metric.high)}]"
 
 
 def _fmt(value: float | None) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
 from lifecycle.data.splits import Splits
+from lifecycle.decisions import gate_evidence
 from lifecycle.model.evaluation import evaluate, is_better_or_equal
 from lifecycle.model.predictor import Predictor
 from lifecycle.stores import registry, registry_loading
@@ -47,21 +48,11 @@ def decide(
     champion_version: str | None = None,
 ) -> GateDecision:
     """The quality gate: meet the bound, and be no worse than the champion beyond tolerance."""
-    low, high = settings.metric_bounds(task)
-    lower_better = metric in LOWER_IS_BETTER
-    bound = high if lower_better else low
-    if bound is not None:
-        fails = candidate_value > bound if lower_better else candidate_value < bound
-        if fails:
-            word = "above the maximum" if lower_better else "below the minimum"
-            return GateDecision(
-                False,
-                CHALLENGER,
-                f"{metric} {candidate_value:.4f} is {word} {bound:.4f}",
-                candidate_value,
-                champion_version,
-                champion_value,
-            )
+    missed = missed_bound(metric, task, candidate_value, settings)
+    if missed is not None:
+        return GateDecision(
+            False, CHALLENGER, missed, candidate_value, champion_version, champion_value
+        )
     if champion_value is None:
         why = (
             "no champion yet"
@@ -91,6 +82,17 @@ def decide(
     return GateDecision(
         False, CHALLENGER, reason, candidate_value, champion_version, champion_value
     )
+
+
+def missed_bound(metric: str, task: Task, value: float, settings: Settings) -> str | None:
+    """Why `value` misses MLOPS_MIN_METRIC (MLOPS_MAX_METRIC for lower-is-better metrics)."""
+    low, high = settings.metric_bounds(task)
+    lower_better = metric in LOWER_IS_BETTER
+    bound = high if lower_better else low
+    if bound is None or (value <= bound if lower_better else value >= bound):
+        return None
+    word = "above the maximum" if lower_better else "below the minimum"
+    return f"{metric} {value:.4f} is {word} {bound:.4f}"
 
 
 def shadow_first(decision: GateDecision, settings: Settings) -> GateDecision:
@@ -135,16 +137,63 @@ def gate(
     decision = decide(
         metric, spec.task, candidate.test_metrics[metric], champion_test, settings, champion_version
     )
+    rows = splits.test
     if holdout is not None and len(holdout):
         decision = _decide_on_production(
             candidate, champ, holdout, metric, settings, champion_version, decision
         )
+        rows = holdout
+    decision = with_evidence(decision, candidate.predictor, champ, rows, metric, settings)
     decision = shadow_first(decision, settings)
     apply_decision(candidate.version, decision, settings)
     registry.tag_version(candidate.version, registry.TAG_GATE, decision.reason, settings)
     with mlflow.start_run(run_id=candidate.run_id):
         mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
     return decision
+
+
+def with_evidence(
+    decision: GateDecision,
+    candidate: Predictor,
+    champion: Predictor | None,
+    rows: pd.DataFrame,
+    metric: str,
+    settings: Settings,
+) -> GateDecision:
+    """The point decision checked against the evidence on the rows it was taken on
+    (lifecycle.decisions.gate_evidence): a degenerate candidate is refused; against a champion,
+    the guardrails and the paired interval decide instead of two point estimates."""
+    spec = candidate.spec
+    y = rows[spec.target].to_numpy()
+    scored = gate_evidence.score(candidate, rows)
+    refused = gate_evidence.degenerate(spec.task, y, scored, spec.classes)
+    if refused:
+        why = f"refused, degenerate on {len(y)} rows: {'; '.join(refused)}"
+        return replace(decision, promoted=False, alias=CHALLENGER, reason=why)
+    missed = missed_bound(metric, spec.task, decision.candidate_value, settings)
+    if champion is None or decision.champion_value is None or missed is not None:
+        return decision
+    try:
+        theirs = gate_evidence.score(champion, rows)
+    except Exception as exc:  # e.g. the champion's features differ: the point decision stands
+        log.warning("champion cannot score the gate's rows: %s", exc)
+        return decision
+    tolerance = settings.tolerance(spec.task, decision.champion_value)
+    paired = gate_evidence.paired_primary(
+        metric, spec.task, y, scored, theirs, spec.classes, tolerance
+    )
+    failures = gate_evidence.guardrails(spec.task, scored, theirs)
+    figures = paired.describe(metric, tolerance)
+    if paired.verdict == "non-inferior" and not failures:
+        why = f"{decision.reason}; non-inferior: {figures}"
+        return replace(decision, promoted=True, alias=CHAMPION, reason=why)
+    if paired.verdict == "inconclusive":
+        why = f"inconclusive on {paired.rows} rows: {figures}"
+    elif paired.verdict == "worse":
+        why = f"worse than champion v{decision.champion_version}: {figures}"
+    else:
+        why = f"guardrails failed: {'; '.join(failures)} ({figures})"
+    return replace(decision, promoted=False, alias=CHALLENGER, reason=why)
 
 
 def _decide_on_production(

@@ -1,16 +1,20 @@
 """Batch scoring of a CSV or Parquet file with a registered model, streamed in chunks.
 
 The file's columns are checked against the model's features before any row is scored, and the
-input is read and written chunk by chunk, so a file larger than memory can be scored.
+input is read and written chunk by chunk, so a file larger than memory can be scored. A category
+the model never saw stops the run naming column and row (MLOPS_UNSEEN_CATEGORY=reject), or is
+scored as missing and named in the output's `unseen` column (`missing`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +35,7 @@ class BatchResult:
     rows: int
     output: Path
     version: str
+    unseen: dict[str, int] = field(default_factory=dict)  # feature → values scored as missing
 
 
 def file_format(path: Path, role: str) -> str:
@@ -72,10 +77,15 @@ def iter_chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         yield from pd.read_csv(path, chunksize=rows)
 
 
-def score_chunk(predictor: Predictor, chunk: pd.DataFrame, offset: int) -> pd.DataFrame:
-    """The chunk with `prediction` (and `proba_<class>` for classifiers) appended."""
+def score_chunk(
+    predictor: Predictor, chunk: pd.DataFrame, offset: int, unseen: list | None = None
+) -> pd.DataFrame:
+    """The chunk with `prediction` (and `proba_<class>` for classifiers) appended; with an
+    `unseen` list (MLOPS_UNSEEN_CATEGORY=missing) also `unseen`: per row, the JSON object of its
+    features whose category the model never saw (empty text when none), scored as missing."""
+    found: list | None = None if unseen is None else []
     try:
-        labels, proba = predictor.predict_frame(chunk)
+        labels, proba = predictor.predict_frame(chunk, found)
     except InputValidationError as exc:
         row = _first_bad_row(predictor, chunk, exc.field)
         where = f" (row {offset + row + 1})" if row is not None else ""
@@ -85,6 +95,13 @@ def score_chunk(predictor: Predictor, chunk: pd.DataFrame, offset: int) -> pd.Da
     if proba is not None:
         for j, cls in enumerate(predictor.spec.classes):
             out[f"proba_{cls}"] = proba[:, j].astype(np.float64)
+    if found is not None:
+        by_row: dict[int, dict] = {}
+        for item in found:
+            by_row.setdefault(item["row"], {})[item["field"]] = item["value"]
+        text = {row: orjson.dumps(fields).decode() for row, fields in by_row.items()}
+        out["unseen"] = [text.get(i, "") for i in range(len(chunk))]
+        unseen += [{**item, "row": item["row"] + offset} for item in found]
     return out
 
 
@@ -95,8 +112,12 @@ def score_file(
     output: Path,
     on_progress: Callable[[int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    unseen_category: str = "reject",
 ) -> BatchResult:
-    """Score `source` into `output` (.csv or .parquet), chunk by chunk."""
+    """Score `source` into `output` (.csv or .parquet), chunk by chunk.
+
+    `unseen_category` is MLOPS_UNSEEN_CATEGORY: `reject` stops at the first unseen category,
+    `missing` scores it as missing and adds the `unseen` column (`score_chunk`)."""
     out_format = file_format(output, "output")
     columns, _ = input_columns(source)
     check_columns(columns, predictor, source)
@@ -104,9 +125,10 @@ def score_file(
     tmp = output.with_name(f".{output.name}.partial")
     writer: pq.ParquetWriter | None = None
     rows = 0
+    unseen: list | None = [] if unseen_category == "missing" else None
     try:
         for chunk in iter_chunks(source, chunk_rows):
-            scored = score_chunk(predictor, chunk, rows)
+            scored = score_chunk(predictor, chunk, rows, unseen)
             if out_format == "parquet":
                 table = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
@@ -127,7 +149,8 @@ def score_file(
     if rows == 0:
         raise BatchFileError(f"input file {str(source)!r}: no rows")
     tmp.replace(output)  # the output appears whole or not at all
-    return BatchResult(rows, output, version)
+    counts = Counter(item["field"] for item in unseen or ())
+    return BatchResult(rows, output, version, dict(counts))
 
 
 def _first_bad_row(predictor: Predictor, chunk: pd.DataFrame, field: str) -> int | None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from lifecycle.core.errors import InputValidationError
+from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.core.settings import Task
 
 FeatureKind = Literal["numeric", "integer", "categorical"]
@@ -88,10 +88,12 @@ class FeatureSpec:
         return cls(tuple(features), target, task, classes)
 
     # -- encoding -------------------------------------------------------------------------------
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode_frame(self, frame: pd.DataFrame, unseen: list | None = None) -> np.ndarray:
         """Raw frame → float32 matrix in feature order (categoricals as codes, NaN = missing).
 
-        Raises InputValidationError naming the first missing column or unknown category.
+        Raises InputValidationError naming the first missing column or unknown category; with
+        an `unseen` list, an unknown category is scored as missing instead and noted there as
+        `{"row", "field", "value"}` (row: position in the frame).
         """
         out = np.empty((len(frame), len(self.features)), dtype=np.float32)
         for j, feat in enumerate(self.features):
@@ -108,12 +110,20 @@ class FeatureSpec:
                     categories=list(feat.categories),
                 ).codes
                 unknown = (codes == -1) & present
-                if unknown.any():
+                if unknown.any() and unseen is None:
                     value = col[unknown].iloc[0]
-                    raise InputValidationError(
+                    raise UnseenCategoryError(
                         feat.name,
                         f"unknown category {value!r}; expected one of {list(feat.categories)}",
+                        value,
                     )
+                if unknown.any():
+                    rows = np.flatnonzero(unknown)
+                    values = col.to_numpy()[rows]
+                    unseen += [
+                        {"row": int(i), "field": feat.name, "value": _plain(v)}
+                        for i, v in zip(rows, values, strict=True)
+                    ]
                 out[:, j] = np.where(codes == -1, np.nan, codes)
             else:
                 try:
@@ -133,10 +143,11 @@ class FeatureSpec:
                 elif feat.kind == "categorical":
                     code = self._codes[feat.name].get(str(value))
                     if code is None:
-                        raise InputValidationError(
+                        raise UnseenCategoryError(
                             feat.name,
                             f"unknown category {value!r}; expected one of "
                             f"{list(self._codes[feat.name])}",
+                            value,
                         )
                     out[i, j] = code
                 else:
@@ -213,8 +224,10 @@ class Predictor:
     def predict_matrix(self, matrix: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
         return self.spec.decode(self.booster.inplace_predict(matrix))
 
-    def predict_frame(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
-        return self.predict_matrix(self.spec.encode_frame(frame))
+    def predict_frame(
+        self, frame: pd.DataFrame, unseen: list | None = None
+    ) -> tuple[list[Any], np.ndarray | None]:
+        return self.predict_matrix(self.spec.encode_frame(frame, unseen))
 
     def predict_records(
         self, records: Sequence[Mapping[str, Any]]

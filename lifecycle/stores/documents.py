@@ -16,6 +16,7 @@ FEEDBACK = "feedback"
 REPORTS = "reports"
 BACKTESTS = "backtests"
 STREAM_CHECKPOINTS = "stream_checkpoints"
+EXPERIMENTS = "experiments"  # one document per challenger's live experiment
 # On a server that cannot isolate databases: which database owns it (one document).
 CLAIM = "lifecycle_server"
 # The `predictions` field a report samples a window by.
@@ -48,6 +49,9 @@ class PredictionDocument(TypedDict):
     sample_key: NotRequired[float]
     # With a shadow (MLOPS_SHADOW_ALIAS): the other model's answer on the same row.
     shadow: NotRequired[ShadowScore]
+    # Under MLOPS_UNSEEN_CATEGORY=missing: the features whose category the model never saw,
+    # {feature: value as sent}; they were scored as missing (`features` keeps the value).
+    unseen: NotRequired[dict[str, Any]]
 
 
 class FeedbackDocument(TypedDict):
@@ -169,6 +173,7 @@ def prediction_document(
     request_id: str | None = None,
     endpoint: str = "/predict",
     shadow: ShadowScore | None = None,
+    unseen: dict[str, Any] | None = None,
 ) -> PredictionDocument:
     """One `predictions` document, in the shape every reader of the log expects.
 
@@ -192,4 +197,6 @@ def prediction_document(
     )
     if shadow is not None:  # only with MLOPS_SHADOW_ALIAS: other documents stay as they were
         document["shadow"] = shadow
+    if unseen:  # only rows scored with an unseen category
+        document["unseen"] = unseen
     return document

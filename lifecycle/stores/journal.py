@@ -61,6 +61,9 @@ class JournalEntry(NamedTuple):
     # {model_version, predictions, class_keys, probabilities}. Last and defaulted, so lines
     # written before it existed still decode.
     shadow: dict[str, Any] | None = None
+    # MLOPS_UNSEEN_CATEGORY=missing: each unseen category scored as missing, as
+    # {"row", "field", "value"} (row: within this entry). None when there were none.
+    unseen: list[dict[str, Any]] | None = None
 
 
 def segment_name(pid: int, seq: int | str, suffix: str) -> str:
@@ -121,6 +124,9 @@ def expand_entry(entry: JournalEntry) -> list[PredictionDocument]:
     if isinstance(records, dict):  # a one-record request body, kept as it came
         records = [records]
     probabilities = entry.probabilities
+    unseen: dict[int, dict[str, Any]] = {}
+    for item in entry.unseen or ():
+        unseen.setdefault(item["row"], {})[item["field"]] = item["value"]
     return [
         prediction_document(
             prediction_id,
@@ -138,6 +144,7 @@ def expand_entry(entry: JournalEntry) -> list[PredictionDocument]:
             entry.request_id,
             entry.endpoint,
             _shadow_row(entry.shadow, i),
+            unseen.get(i),
         )
         for i, prediction_id in enumerate(entry.ids)
     ]

@@ -1,5 +1,6 @@
 """The prediction store: MongoDB collections `predictions`, `feedback` and `reports` (and the
-stream consumer's `stream_checkpoints`), opened in one way: `PredictionStore.open`.
+live `experiments` and the stream consumer's `stream_checkpoints`), opened in one way:
+`PredictionStore.open`.
 
 Document shapes: documents.py; `predictions` are insert-only, `feedback` upserted.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
 from pymongo.collection import Collection
@@ -23,6 +24,7 @@ from lifecycle.core.settings import Settings
 from lifecycle.core.times import utcnow
 from lifecycle.stores import store_setup
 from lifecycle.stores.documents import (
+    EXPERIMENTS,
     FEEDBACK,
     PREDICTIONS,
     REPORTS,
@@ -31,44 +33,10 @@ from lifecycle.stores.documents import (
     FeedbackDocument,
     PredictionDocument,
 )
+from lifecycle.stores.store_setup import TIMEOUTS_MS, Purpose
 
 # Ids per `$in` query: well under MongoDB's 16 MB command limit, and few round trips.
 ID_BATCH = 5000
-
-# Who opens the store, each with how long it waits for the server: server selection and connect
-# time-outs in ms (a socket read gets five times as long, at least 10 s).
-Purpose = Literal[
-    "request",
-    "shipper",
-    "stream",
-    "status",
-    "exporter",
-    "cli",
-    "demo",
-    "training",
-    "report",
-    "window",
-]
-TIMEOUTS_MS: dict[Purpose, int] = {
-    # The API (feedback route, indexes at start) and the journal's shipper: predictions wait in
-    # the journal while MongoDB is away, and a request or a retry must not wait on it.
-    "request": 1000,
-    "shipper": 1000,
-    "stream": 2000,  # the stream consumer's checkpoints
-    # `mlops status` and the exporter: a store that is down shows as such, within one look or
-    # one scrape.
-    "status": 1500,
-    "exporter": 1500,
-    "cli": 3000,  # `mlops experiment`
-    "demo": 5000,  # `mlops demo` reading back the report it made
-    "training": 5000,  # labelled production rows for training (lifecycle.data.feedback)
-    "report": 5000,  # the report and experiment flows' small reads and writes
-    # The report flow reading a window: 20 s, not 5: nx-27017 answers nothing else, its heartbeat
-    # included, while it builds a query's result (up to MLOPS_REPORT_MAX_LABELLED labels in one
-    # find), and a heartbeat past connectTimeoutMS cancels the read (pymongo
-    # _OperationCancelled, seen at load 11).
-    "window": 20_000,
-}
 
 
 class PredictionStore:
@@ -101,6 +69,10 @@ class PredictionStore:
     @property
     def reports(self) -> Collection:
         return self.db[REPORTS]
+
+    @property
+    def experiments(self) -> Collection:
+        return self.db[EXPERIMENTS]
 
     @property
     def stream_checkpoints(self) -> Collection:

@@ -237,6 +237,13 @@ def promote(version: str | int, settings: Settings | None = None) -> str | None:
     return old
 
 
+def remove_alias(alias: str, settings: Settings | None = None) -> None:
+    """Delete `alias` of the settings' model; nothing happens when it does not exist."""
+    settings = settings or get_settings()
+    if alias in aliases(settings):
+        client(settings).delete_registered_model_alias(settings.model_name, alias)
+
+
 def rollback(version: str | int | None = None, settings: Settings | None = None) -> str:
     """Move `champion` back to `previous` (or to `version`); returns the new champion version.
 

@@ -1,9 +1,12 @@
-"""The prediction store's server made ready: the collections' indexes (a TTL on `ts` when
-predictions expire), and on a server that keeps one namespace for every database (nx-27017,
-`mlops mongo`) the claim that makes it this database's alone. `PredictionStore.ensure_indexes`
-runs both; each takes the pymongo objects the store opened."""
+"""The prediction store's connection and server made ready: how long each purpose waits for the
+server (`TIMEOUTS_MS`), the collections' indexes (a TTL on `ts` when predictions expire), and on
+a server that keeps one namespace for every database (nx-27017, `mlops mongo`) the claim that
+makes it this database's alone. `PredictionStore.ensure_indexes` runs both; each takes the
+pymongo objects the store opened."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
@@ -12,6 +15,41 @@ from pymongo.database import Database
 from lifecycle.core.errors import SharedServerError
 from lifecycle.core.times import utcnow
 from lifecycle.stores.documents import CLAIM, PREDICTIONS, REPORTS, SAMPLE_KEY
+
+# Who opens the store, each with how long it waits for the server: server selection and connect
+# time-outs in ms (a socket read gets five times as long, at least 10 s).
+Purpose = Literal[
+    "request",
+    "shipper",
+    "stream",
+    "status",
+    "exporter",
+    "cli",
+    "demo",
+    "training",
+    "report",
+    "window",
+]
+TIMEOUTS_MS: dict[Purpose, int] = {
+    # The API (feedback route, indexes at start) and the journal's shipper: predictions wait in
+    # the journal while MongoDB is away, and a request or a retry must not wait on it.
+    "request": 1000,
+    "shipper": 1000,
+    "stream": 2000,  # the stream consumer's checkpoints
+    # `mlops status` and the exporter: a store that is down shows as such, within one look or
+    # one scrape.
+    "status": 1500,
+    "exporter": 1500,
+    "cli": 3000,  # `mlops experiment`
+    "demo": 5000,  # `mlops demo` reading back the report it made
+    "training": 5000,  # labelled production rows for training (lifecycle.data.feedback)
+    "report": 5000,  # the report and experiment flows' small reads and writes
+    # The report flow reading a window: 20 s, not 5: nx-27017 answers nothing else, its heartbeat
+    # included, while it builds a query's result (up to MLOPS_REPORT_MAX_LABELLED labels in one
+    # find), and a heartbeat past connectTimeoutMS cancels the read (pymongo
+    # _OperationCancelled, seen at load 11).
+    "window": 20_000,
+}
 
 
 def ensure_indexes(db: Database, ttl_days: int | None = None) -> None:

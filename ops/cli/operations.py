@@ -118,6 +118,7 @@ def predict_batch(
     from lifecycle.model import batch
     from lifecycle.stores.registry_loading import load_predictor
 
+    settings = get_settings()
     columns, parquet_rows = batch.input_columns(input)
     batch.file_format(output, "output")
     resolved, predictor = load_predictor(version)
@@ -134,11 +135,17 @@ def predict_batch(
     with progress:
         task = progress.add_task("rows", total=total)
         result = batch.score_file(
-            predictor, resolved, input, output, lambda n: progress.advance(task, n)
+            predictor,
+            resolved,
+            input,
+            output,
+            lambda n: progress.advance(task, n),
+            unseen_category=settings.unseen_category,
         )
-    typer.echo(
-        f"scored {result.rows} rows with {get_settings().model_name} v{resolved} -> {output}"
-    )
+    typer.echo(f"scored {result.rows} rows with {settings.model_name} v{resolved} -> {output}")
+    if result.unseen:  # MLOPS_UNSEEN_CATEGORY=missing
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(result.unseen.items()))
+        typer.echo(f"unseen categories scored as missing (column `unseen`): {counts}")
 
 
 def status() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from urllib.parse import urlsplit
 
@@ -50,31 +51,50 @@ def serve(
 def mongo(
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default: MONGO_URI's)."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    database: str | None = typer.Option(
+        None, help="The one database it holds (default: MLOPS_MONGO_DB); its file is NAME.db."
+    ),
 ) -> None:
     """Run the local MongoDB-wire server (nx-27017) in the foreground; data under MLOPS_HOME.
 
-    It holds one database: nx-27017 keeps every database name in one namespace, so the first
-    Lifecycle process to open it claims it for its MLOPS_MONGO_DB, and a process configured
-    with another name is refused. For a second database, start a second server on its own port.
+    It holds one database: nx-27017 keeps every database name in one namespace, so the server
+    is claimed for `--database` as soon as it listens, and a Lifecycle process configured with
+    another name is refused. For a second database, start a second server on its own port.
     """
+    from lifecycle.core.errors import LifecycleError
     from lifecycle.core.settings import get_settings
-    from ops.local_servers import nx_command
+    from lifecycle.stores.prediction_store import PredictionStore
+    from ops.local_servers import nx_command, stop_process, wait_port
 
     settings = get_settings()
     port = port or urlsplit(settings.mongo_uri).port or 27017
+    name = database or settings.mongo_db
     folder = settings.home / "mongo"
     folder.mkdir(parents=True, exist_ok=True)
-    command = nx_command(folder / "lifecycle.db", port, host)
+    command = nx_command(folder / f"{name}.db", port, host)
     typer.echo(
-        f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder}); it holds one "
-        f"database, {settings.mongo_db!r}: for another, start a second server with --port"
+        f"MongoDB wire protocol on mongodb://{host}:{port} (data: {folder / name}.db); it holds "
+        f"one database, {name!r}: for another, start a second server with --port and --database"
     )
     proc = subprocess.Popen(command)
+    # A SIGTERM (the demo, `make up`) stops the server too, instead of leaving it behind.
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
+        wait_port(port, 30, proc)
+        local = {"mongo_uri": f"mongodb://127.0.0.1:{port}", "mongo_db": name}
+        store = PredictionStore.open(settings.model_copy(update=local), "cli")
+        try:
+            store.claim_server()
+        finally:
+            store.close()
         code = proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        code = proc.wait(10)
+        stop_process(proc)
+        code = proc.returncode
+    except LifecycleError as exc:  # claimed for another database already: say so, stop
+        stop_process(proc)
+        typer.echo(f"error: {exc}", err=True)
+        code = 1
     raise typer.Exit(code)
 
 

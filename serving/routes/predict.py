@@ -166,8 +166,8 @@ async def predict_records(
     endpoint: str,
     mlflow_format: bool = False,
     raw: bytes | None = None,
-) -> tuple[LoadedModel, list[Any], Any, list[str]]:
-    """Validate → predict → count → log. Returns (model, labels, probabilities, ids).
+) -> tuple[LoadedModel, list[Any], Any, list[str], list[dict[str, Any]]]:
+    """Validate → predict → count → log. Returns (model, labels, probabilities, ids, unseen).
 
     `raw`: the request body when it is exactly the records as JSON (a record or a list); the
     log keeps those bytes instead of the parsed records, which then die with the request.
@@ -179,20 +179,22 @@ async def predict_records(
     challenger = getattr(state, "challenger", None)  # serving.shadow: shadow and canary
     if challenger is not None:
         model, shadow = challenger.route(model, call.headers)
+    unseen: list[Any] | None = [] if state.settings.unseen_category == "missing" else None
     try:
         if len(records) > THREAD_ROWS:
             matrix = await asyncio.to_thread(
-                model.validator.encode, records, state.settings.max_batch
+                model.validator.encode, records, state.settings.max_batch, unseen
             )
             labels, proba = await asyncio.to_thread(model.predict, matrix)
         else:
-            matrix = model.validator.encode(records, state.settings.max_batch)
+            matrix = model.validator.encode(records, state.settings.max_batch, unseen)
             labels, proba = model.predict(matrix)
     except InputValidationError as exc:
-        raise from_validation(exc, mlflow_format) from None
+        raise from_validation(exc, mlflow_format, state.metrics) from None
     n = len(labels)
     ids = [str(uuid.uuid4()) for _ in range(n)]
-    state.metrics.count_predictions(model.version, labels if model.is_classifier else None, n)
+    labelled = labels if model.is_classifier else None
+    state.metrics.count_predictions(model.version, labelled, n, unseen)
     if state.logger is not None:
         # One entry; the logger's writer encodes it (`journal.encode_entry`) off the request.
         entry = JournalEntry(
@@ -207,12 +209,13 @@ async def predict_records(
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             request_id=call.headers.get("x-request-id") or ids[0],
             endpoint=endpoint,
+            unseen=unseen or None,
         )
         if shadow is None:
             state.logger.log(entry)
         else:  # scored by the shadow off the request path, then logged
             challenger.log(state.logger, entry, shadow, model, records, matrix)
-    return model, labels, proba, ids
+    return model, labels, proba, ids, unseen or []
 
 
 async def predict(call: Call) -> tuple[bytes, str]:
@@ -226,12 +229,13 @@ async def predict(call: Call) -> tuple[bytes, str]:
         records = payload
     else:
         raise ApiError(422, "body: expected a record (object) or a list of records", "body")
-    model, labels, proba, ids = await predict_records(call, records, "/predict", raw=raw)
+    model, labels, proba, ids, unseen = await predict_records(call, records, "/predict", raw=raw)
     body: dict[str, Any] = {
         "model_name": model.name,
         "model_version": model.version,
         "predictions": labels,
         "prediction_ids": ids,
+        **({"unseen": unseen} if unseen else {}),  # MLOPS_UNSEEN_CATEGORY=missing only
     }
     if proba is not None:
         keys = model.class_keys
@@ -263,7 +267,7 @@ async def invocations(call: Call) -> tuple[bytes, str]:
         model = call.state.holder.require()
         records, options = mlflow_records(payload, model)
         want_proba = bool(options.get("probabilities"))
-    model, labels, proba, _ids = await predict_records(call, records, "/invocations", True)
+    model, labels, proba, *_ = await predict_records(call, records, "/invocations", True)
     if want_proba and proba is not None:
         keys = model.class_keys
         predictions: Any = [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
@@ -287,7 +291,7 @@ async def kserve_predict(call: Call) -> tuple[bytes, str]:
     instances = payload["instances"]
     if not isinstance(instances, list):
         raise ApiError(422, "instances: expected a list of records", "instances")
-    model, labels, _proba, _ids = await predict_records(call, instances, KSERVE_ROUTE)
+    model, labels, *_ = await predict_records(call, instances, KSERVE_ROUTE)
     return dumps({"predictions": labels}), model.version
 
 

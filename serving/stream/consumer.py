@@ -185,9 +185,14 @@ class StreamConsumer:
         """Validate and predict the batch, journal it, then put outputs and dead letters."""
         settings, metrics = self.settings, self.metrics
         model = self.holder.require()  # one model for the whole batch, even mid-swap
+        missing = settings.unseen_category == "missing"
         decoded = batches.decode(
-            records, model, settings.max_batch, settings.stream_max_record_bytes
+            records, model, settings.max_batch, settings.stream_max_record_bytes, missing
         )
+        if decoded.unseen:
+            metrics.count_unseen(decoded.unseen)
+        if decoded.base64:
+            metrics.base64_records.labels(shard_id=shard.shard_id).inc(decoded.base64)
         published = batches.build(decoded, model, settings.stream_in, shard.shard_id, started)
         if published.entries:
             labels = [p for entry in published.entries for p in entry.predictions]

@@ -1,8 +1,10 @@
 """One GetRecords batch → validated rows, dead letters, output records and log entries.
 
-Each Kinesis record holds a JSON feature object or a list of them. The rows of the whole batch
+Each Kinesis record holds a JSON feature object or a list of them, or the base64 text of one:
+`aws kinesis put-record --data <base64>` sends the decoded bytes with AWS CLI v2 but the base64
+text itself with AWS CLI v1, and both are accepted (`parse_data`). The rows of the whole batch
 are checked by the model's `RecordValidator` (the API's), record by record, and predicted
-together in one call. A record that is not JSON, fails validation or is over the size limit
+together in one call. A record that is neither, fails validation or is over the size limit
 becomes one dead letter; the rest of the batch goes on.
 
 Prediction ids are derived, not drawn: uuid5 of stream, shard, sequence number and row. A batch
@@ -12,6 +14,8 @@ holds each input row exactly once while outputs are at-least-once.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lifecycle.core.errors import InputValidationError
+from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.stores.journal import JournalEntry
 from serving.holder import LoadedModel
 from serving.stream.kinesis import MAX_RECORD_BYTES, Entry
@@ -52,6 +56,8 @@ class Span:
     record: dict[str, Any]
     start: int
     count: int
+    data: bytes  # the rows as JSON: the record's data, or what its base64 text decodes to
+    unseen: list[dict[str, Any]] | None = None  # categories scored as missing (rows: in record)
 
 
 @dataclass
@@ -62,15 +68,25 @@ class Decoded:
     parts: list[np.ndarray] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     rows: int = 0
+    base64: int = 0  # records whose data was base64 text of JSON (AWS CLI v1)
+    unseen: list[dict[str, Any]] = field(default_factory=list)  # every unseen category met
 
     def matrix(self) -> np.ndarray:
         return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
 
 
 def decode(
-    records: list[dict[str, Any]], model: LoadedModel, max_rows: int, max_bytes: int
+    records: list[dict[str, Any]],
+    model: LoadedModel,
+    max_rows: int,
+    max_bytes: int,
+    unseen_missing: bool = False,
 ) -> Decoded:
-    """Validate every record of a batch (`Data` is bytes, as boto3 returns it)."""
+    """Validate every record of a batch (`Data` is bytes, as boto3 returns it).
+
+    An unseen category dead-letters its record, or with `unseen_missing`
+    (MLOPS_UNSEEN_CATEGORY=missing) is scored as missing and noted in the record's span.
+    """
     out = Decoded()
     validator = model.validator
     for record in records:
@@ -83,22 +99,50 @@ def decode(
             out.dead.append(DeadLetter(record, "size", error))
             continue
         try:
-            payload = orjson.loads(data)
+            payload, data = parse_data(data)
         except orjson.JSONDecodeError as exc:
             out.dead.append(DeadLetter(record, "json", f"data: not valid JSON ({exc}); {EXPECTED}"))
             continue
+        if data is not record["Data"]:
+            out.base64 += 1
         rows = [payload] if isinstance(payload, dict) else payload
+        unseen: list[dict[str, Any]] | None = [] if unseen_missing else None
         try:
             if not isinstance(rows, list):
                 raise InputValidationError("data", f"{EXPECTED}; got {type(payload).__name__}")
-            part = validator.encode(rows, max_rows)
+            part = validator.encode(rows, max_rows, unseen)
         except InputValidationError as exc:
+            if isinstance(exc, UnseenCategoryError):
+                out.unseen.append({"field": exc.field, "value": exc.value})
             out.dead.append(DeadLetter(record, "validation", str(exc)))
             continue
-        out.spans.append(Span(record, out.rows, len(rows)))
+        out.unseen += unseen or ()
+        out.spans.append(Span(record, out.rows, len(rows), data, unseen or None))
         out.parts.append(part)
         out.rows += len(rows)
     return out
+
+
+def parse_data(data: bytes) -> tuple[Any, bytes]:
+    """A record's data → (its JSON value, the JSON bytes): the data itself, or the JSON object
+    or list its base64 text decodes to. Raises orjson's error for the data when it is neither.
+
+    AWS CLI v1 sends `--data` as given (v2 base64-decodes it first), so a user who follows the
+    v2 instructions with v1 puts base64 text. Whitespace is dropped first: `base64` wraps its
+    output at 76 characters.
+    """
+    try:
+        return orjson.loads(data), data
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        decoded = base64.b64decode(b"".join(data.split()), validate=True)
+        payload = orjson.loads(decoded)
+    except (binascii.Error, ValueError):  # orjson's error is a ValueError too
+        raise error from None
+    if not isinstance(payload, dict | list):  # e.g. "1234" is base64 and decodes to garbage
+        raise error
+    return payload, decoded
 
 
 @dataclass
@@ -139,6 +183,10 @@ def build(
             if probabilities is not None:
                 row_proba = probabilities[span.start + row]
                 body["probabilities"] = dict(zip(keys, row_proba, strict=True))
+            if span.unseen:
+                seen = {u["field"]: u["value"] for u in span.unseen if u["row"] == row}
+                if seen:
+                    body["unseen"] = seen
             data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
             out.outputs.append(Entry(Data=data, PartitionKey=record["PartitionKey"]))
         out.entries.append(
@@ -147,13 +195,14 @@ def build(
                 ts=now,
                 model_name=model.name,
                 model_version=model.version,
-                records=record["Data"],  # exactly the records as JSON: kept verbatim
+                records=span.data,  # exactly the records as JSON: kept verbatim
                 predictions=labels[span.start : end],
                 class_keys=keys,
                 probabilities=proba[span.start : end] if proba is not None else None,
                 latency_ms=latency_ms,
                 request_id=f"{shard_id}:{seq}",
                 endpoint=ENDPOINT,
+                unseen=span.unseen,
             )
         )
     return out

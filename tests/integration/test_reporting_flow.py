@@ -320,6 +320,19 @@ def _discordant(seeded: SeededWindow, shadow: Any) -> tuple[int, int]:
     return b, c
 
 
+def _assert_promoted_by_the_sequential_test(
+    running: dict[str, Any], discordant: tuple[int, int], seeded: SeededWindow
+) -> None:
+    """The experiment's pairs (challenger's wins are McNemar's c), its statistic past 1/alpha
+    (alpha 0.05: 20) and its decision, after this one window."""
+    b, c = discordant
+    counts = running["state"]
+    assert (counts["wins"], counts["losses"]) == (c, b)
+    assert counts["ties"] == len(seeded.labels) - b - c and counts["windows"] == 1
+    assert counts["log_lr_better"] >= np.log(1 / running["alpha"]) and running["alpha"] == 0.05
+    assert counts["decision"] == "promote"
+
+
 def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it(
     reporting_model: TrainedModel,
     report_env: Settings,
@@ -328,7 +341,8 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
 ) -> None:
     """A window answered by the champion and scored by a shadow that is right far more often:
     the page, the JSON, the document and the index carry the paired comparison, its McNemar
-    p-value is scipy's binomtest on the discordant pairs, and the flow promotes the shadow."""
+    p-value is scipy's binomtest on the discordant pairs, and the sequential test's experiment
+    (pairs, statistic) promotes the shadow."""
     from scipy.stats import binomtest
 
     from lifecycle.core.events import CHALLENGER_PROMOTED
@@ -361,10 +375,13 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
             assert (paired["champion_wins"], paired["challenger_wins"]) == (b, c)
             assert paired["p_value"] == pytest.approx(binomtest(min(b, c), b + c).pvalue)
             assert set(experiment["live_versions"]) == {champion, shadow}
+            _assert_promoted_by_the_sequential_test(experiment["sequential"], (b, c), seeded)
             promote = experiment["decisions"][0]
             assert promote["action"] == "promote" and promote["acted"], promote
             assert promote["version"] == shadow
         assert registry.aliases(settings)[registry.CHAMPION] == shadow
+        stored = _store(settings).experiments.find_one({"challenger": shadow})
+        assert stored["state"]["decision"] == "promote" and stored["state"]["wins"] == c
 
         page = Path(result["html_path"]).read_text()
         assert "Live comparison" in page and f"paired v{shadow} vs v{champion}" in page

@@ -17,6 +17,7 @@ from lifecycle.core.waiting import wait_until
 from lifecycle.stores import registry
 from serving.shadow import canary_bucket
 from tests.fixtures.serving import (
+    API_KEY,
     churn_records,
     in_process_settings,
     mongo_collection,
@@ -135,3 +136,64 @@ def test_canary_answers_its_share_and_sticks_to_an_entity(
         assert versions == {expected}
     entities = Counter(canary_bucket(f"customer-{i}") < 30 for i in range(2000))
     assert 25 <= entities[True] / 20 <= 35
+
+
+def test_canary_worse_than_the_champion_is_stopped_for_harm_by_the_report_flow(
+    app_with, two_versions: TwoVersions, tmp_path: Path
+) -> None:
+    """A canary (30 %) with a shadow, so every labelled row is a pair, of a challenger trained on
+    another concept: on this traffic it is worse. The report flow's sequential test stops it:
+    the `challenger` alias goes, an event is emitted, and the API stops sending it traffic."""
+    from flows.report import build_reports
+    from lifecycle.core.settings import using
+    from lifecycle.data.synthetic import generate_churn
+
+    client, settings = app_with(
+        MLOPS_SHADOW_ALIAS="challenger", MLOPS_CANARY_PERCENT=30, MLOPS_MODEL_POLL_SECONDS=1
+    )
+    frame = generate_churn(1500, seed=31)
+    records = frame.drop(columns=["churn"]).to_dict("records")
+    labels, served = {}, Counter()
+    for start in range(0, len(records), 5):
+        answer = client.post("/predict", json=records[start : start + 5]).json()
+        served[answer["model_version"]] += 1
+        for offset, pid in enumerate(answer["prediction_ids"]):
+            labels[pid] = int(frame["churn"].iloc[start + offset])
+    assert served[two_versions.challenger] > 50  # the canary answered its share
+    feedback = [{"prediction_id": pid, "actual": y} for pid, y in labels.items()]
+    for start in range(0, len(feedback), 300):  # under MAX_BATCH labels a request
+        chunk = feedback[start : start + 300]
+        answer = client.post("/feedback", json=chunk, headers={"X-API-Key": API_KEY})
+        assert answer.status_code == 200, answer.text
+    collection = mongo_collection(settings.mongo_uri, settings.mongo_db)
+    wait_until(
+        lambda: collection.count_documents({}),
+        "the 1,500 predictions to be shipped",
+        120,
+        0.2,
+        done=lambda n: n == len(labels),
+    )
+    report_settings = settings.model_copy(update={"reports_dir_override": tmp_path / "reports"})
+    try:
+        with using(report_settings):
+            state = build_reports(window="3h", return_state=True)
+        assert state.is_completed(), state.message
+        experiment = state.result()["experiment"]
+        running = experiment["sequential"]
+        assert running["challenger"] == two_versions.challenger
+        assert running["state"]["decision"] == "stop-harm"
+        assert running["state"]["losses"] > running["state"]["wins"]  # champion right alone
+        stop = experiment["decisions"][0]
+        assert stop["action"] == "stop" and stop["acted"], stop
+        assert registry.CHALLENGER not in registry.aliases(two_versions.settings)
+        store_document = mongo_collection(settings.mongo_uri, settings.mongo_db, "experiments")
+        assert store_document.find_one()["state"]["decision"] == "stop-harm"
+        # The API lets the challenger go: every answer is the champion's again.
+        challenger = client.app.state.challenger
+        wait_until(lambda: challenger.holder.current is None, "the canary to stop", 60, 0.2)
+        after = {
+            client.post("/predict", json=records[i]).json()["model_version"] for i in range(60)
+        }
+        assert after == {two_versions.champion}
+    finally:  # the module's other tests use the alias
+        registry.set_alias(registry.CHALLENGER, two_versions.challenger, two_versions.settings)

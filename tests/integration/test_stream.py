@@ -5,7 +5,13 @@ the expensive part); each test puts records of its own and follows them by seque
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +20,13 @@ from pymongo import MongoClient
 from lifecycle.core.waiting import wait_until
 from lifecycle.stores import registry
 from lifecycle.stores.documents import STREAM_CHECKPOINTS
-from tests.fixtures.kinesis import Feeder, StreamReader
+from tests.fixtures.kinesis import AWS_ENV, REGION, Feeder, StreamReader, kinesis
 from tests.fixtures.serving import churn_records, metric_value
 from tests.fixtures.training import register_copy
 
 pytestmark = pytest.mark.integration
+
+AWS = Path(sys.executable).parent / "aws"  # AWS CLI v1, a dev dependency
 
 # Bounds for a loaded 2-core machine: the consumer moves ~1,000 records/s through moto_server
 # when idle; these waits end as soon as their condition holds.
@@ -128,8 +136,56 @@ def test_stream_bad_records_become_dead_letters_and_the_consumer_goes_on(
     assert stream_consumer.running()
     metrics = stream_consumer.metrics()
     assert metric_value(metrics, "mlops_stream_dead_letters_total") >= 50
+    # MLOPS_UNSEEN_CATEGORY=reject (the default): dead-lettered, and counted by feature.
+    assert metric_value(metrics, "mlops_unseen_category_total", feature="gender") >= 1
     assert metric_value(metrics, "mlops_stream_records_in_total") >= 5051
     assert "mlops_stream_lag_seconds{" in metrics
+
+
+def _aws_cli_put(endpoint: str, stream: str, data: str, home: Path) -> tuple[str, str]:
+    """`aws kinesis put-record` with the project's AWS CLI (v1, from PyPI); (shard, sequence)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENV, HOME=str(home), AWS_CONFIG_FILE=str(home / "config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"))  # fmt: skip
+    command = [
+        str(AWS), "kinesis", "put-record", "--endpoint-url", endpoint, "--region", REGION,
+        "--stream-name", stream, "--partition-key", "1", "--data", data, "--output", "json",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    return answer["ShardId"], answer["SequenceNumber"]
+
+
+def test_stream_answers_base64_data_put_with_aws_cli_v1(
+    stream_consumer, stream_streams, outputs, api_in_process, tmp_path
+) -> None:
+    stream_consumer.wait_ready(START_SECONDS)
+    row = churn_records(1, seed=17)[0]
+    data = base64.b64encode(json.dumps(row).encode()).decode()  # as the docs tell users to
+    shard, seq = _aws_cli_put(stream_streams.endpoint, stream_streams.name, data, tmp_path)
+    # AWS CLI v1 put the base64 text itself (v2 would have put the JSON it decodes to).
+    client = kinesis(stream_streams.endpoint)
+    iterator = client.get_shard_iterator(
+        StreamName=stream_streams.name, ShardId=shard,
+        ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=seq,
+    )["ShardIterator"]  # fmt: skip
+    assert client.get_records(ShardIterator=iterator, Limit=1)["Records"][0]["Data"] == (
+        data.encode()
+    )
+    records = outputs.wait_for("the AWS CLI output", _covered([(shard, seq)]), FLOW_SECONDS)
+    [out] = _outputs_for(records, {(shard, seq)})
+    expected = api_in_process.post("/predict", json=row).json()
+    assert out["prediction"] == expected["predictions"][0] and out["row"] == 0
+    metrics = stream_consumer.metrics()
+    assert metric_value(metrics, "mlops_stream_base64_records_total", shard_id=shard) >= 1
+    doc = wait_until(
+        lambda: _log(stream_consumer)["predictions"].find_one({"_id": out["prediction_id"]}),
+        "the AWS CLI record's log document",
+        FLOW_SECONDS,
+        interval=0.5,
+    )
+    assert doc["features"] == row  # the decoded JSON, not the base64 text
 
 
 def test_stream_alias_move_switches_the_outputs_version_with_none_failed(

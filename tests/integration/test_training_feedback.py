@@ -20,7 +20,7 @@ from lifecycle.stores.prediction_store import PredictionStore
 
 BASE = "synthetic:churn?rows=600&seed=7"  # old regime (concept 0), kept small: the point is
 # that the production rows (concept 1) teach the candidate what the old champion cannot know
-IN_WINDOW = 900
+IN_WINDOW = 2000  # enough held-out rows (600) for the gate to see the candidate's skill
 OUTSIDE = 150
 
 

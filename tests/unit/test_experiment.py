@@ -58,7 +58,7 @@ def test_live_metric_has_a_wilson_interval_around_accuracy() -> None:
 def two_versions(mlops_home: Path) -> Settings:
     """A sqlite registry with versions 1 (champion) and 2 (challenger) of a stub model: moving
     aliases needs registered versions, not trained ones."""
-    settings = Settings(MLOPS_AUTO_PROMOTE=True, MLOPS_LIVE_MIN_PAIRED=200)
+    settings = Settings(MLOPS_AUTO_PROMOTE=True)
     registry.configure(settings)
     client = registry.client(settings)
     client.create_registered_model(settings.model_name)
@@ -79,14 +79,28 @@ def emitted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return seen
 
 
-def test_significantly_better_shadow_is_promoted_and_emits_its_event(
+def _experiment(settings: Settings, windows: list[tuple[int, int, int]]):
+    """The challenger's experiment (v1 champion, v2 challenger) after these windows of
+    (wins, losses, ties), one hour apart, as the report flow advances it."""
+    from datetime import UTC, datetime, timedelta
+
+    from lifecycle.decisions.live_test import PairedCounts, advance
+
+    running, start = None, datetime(2026, 12, 1, tzinfo=UTC)
+    for i, (wins, losses, ties) in enumerate(windows):
+        end = start + timedelta(hours=i + 1)
+        running = advance(running, PairedCounts("1", "2", wins, losses, ties), end, end, settings)
+    return running
+
+
+def test_shadow_better_by_the_sequential_test_is_promoted_and_emits_its_event(
     two_versions: Settings, emitted: list
 ) -> None:
-    actual, champion, challenger = _pairs(400, 0.55, 0.8)
-    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, challenger)
-    decision = experiment.act(experiment.promotion(test, two_versions), "1", two_versions)
+    running = _experiment(two_versions, [(30, 12, 258), (28, 10, 262)])  # 58 wins, 22 losses
+    assert running.state.decision == "promote" and running.state.windows == 2
+    decision = experiment.act(experiment.live_decision(running, two_versions), "1", two_versions)
     assert decision.action == "promote" and decision.acted and decision.version == "2"
-    assert "p=" in decision.reason and "significantly better" in decision.reason
+    assert "600 pairs over 2 windows" in decision.reason and "decides at 20" in decision.reason
     aliases = registry.aliases(two_versions)
     assert aliases[registry.CHAMPION] == "2" and aliases[registry.PREVIOUS] == "1"
     assert [e["event"] for e in emitted] == [events.CHALLENGER_PROMOTED]
@@ -94,42 +108,90 @@ def test_significantly_better_shadow_is_promoted_and_emits_its_event(
     assert emitted[0]["payload"]["from_version"] == "1"
 
 
+def test_a_window_counted_once_leaves_the_experiment_as_it_was() -> None:
+    from lifecycle.decisions.live_test import PairedCounts, advance
+
+    settings = Settings()
+    running = _experiment(settings, [(5, 3, 100)])
+    again = advance(
+        running,
+        PairedCounts("1", "2", 5, 3, 100),
+        running.counted_until,
+        running.updated_at,
+        settings,
+    )
+    assert again is running  # a report run again over the same hours counts nothing twice
+
+
+def test_shadow_worse_by_the_sequential_test_is_stopped_and_its_alias_dropped(
+    two_versions: Settings, emitted: list
+) -> None:
+    running = _experiment(two_versions, [(10, 32, 258), (12, 30, 258)])
+    assert running.state.decision == "stop-harm"
+    decision = experiment.act(experiment.live_decision(running, two_versions), "1", two_versions)
+    assert decision.action == "stop" and decision.acted and decision.version == "2"
+    assert registry.CHALLENGER not in registry.aliases(two_versions)  # canary traffic stops
+    assert registry.aliases(two_versions)[registry.CHAMPION] == "1"
+    assert [e["event"] for e in emitted] == [events.CHALLENGER_STOPPED]
+    assert emitted[0]["payload"]["challenger"] == "2"
+
+
 @pytest.mark.parametrize(
-    ("pairs", "challenger_accuracy", "auto", "why"),
+    ("windows", "auto", "why"),
     [
-        (150, 0.9, True, "fewer than MLOPS_LIVE_MIN_PAIRED=200"),
-        (400, 0.57, True, "not significantly better"),
-        (400, 0.8, False, "would promote (MLOPS_AUTO_PROMOTE=false)"),
+        ([(12, 8, 280)], True, "no decision yet"),  # evidence too thin to decide
+        ([(30, 12, 258), (28, 10, 262)], False, "would promote (MLOPS_AUTO_PROMOTE=false)"),
     ],
 )
 def test_shadow_is_not_promoted_without_enough_evidence_or_permission(
-    emitted: list, pairs: int, challenger_accuracy: float, auto: bool, why
+    emitted: list, windows: list, auto: bool, why: str
 ) -> None:
     # No registry: a decision not acted on never reaches it (nor Prefect).
-    settings = Settings(MLOPS_AUTO_PROMOTE=auto, MLOPS_LIVE_MIN_PAIRED=200)
-    actual, champion, challenger = _pairs(pairs, 0.55, challenger_accuracy)
-    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, challenger)
-    decision = experiment.act(experiment.promotion(test, settings), "1", settings)
+    settings = Settings(MLOPS_AUTO_PROMOTE=auto)
+    running = _experiment(settings, windows)
+    decision = experiment.act(experiment.live_decision(running, settings), "1", settings)
     assert why in decision.reason and not decision.acted and emitted == []
 
 
-def test_champion_outside_its_bounds_for_two_windows_is_rolled_back(
+def _live(value: float, rows: int, version: str = "2") -> tuple[str, experiment.LiveMetric]:
+    """A version's live accuracy on `rows` labels, with its Wilson interval."""
+    hits = round(value * rows)
+    actual = np.ones(rows, int)
+    predicted = np.r_[np.ones(hits, int), np.zeros(rows - hits, int)]
+    return version, experiment.live_metric(version, "binary", "accuracy", actual, predicted)
+
+
+def test_champion_wholly_outside_its_bounds_for_two_windows_is_rolled_back(
     two_versions: Settings, emitted: list
 ) -> None:
     registry.promote("2", two_versions)  # champion v2, previous v1
-    one_bad = [("2", 0.55), ("2", 0.81)]
+    one_bad = [_live(0.55, 400), _live(0.81, 400)]
     assert experiment.rollback("2", one_bad, "binary", two_versions).action == "none"
-    two_bad = [("2", 0.55), ("2", 0.6), ("2", 0.8)]
+    two_bad = [_live(0.55, 400), _live(0.6, 400), _live(0.8, 400)]
     decision = experiment.act(
         experiment.rollback("2", two_bad, "binary", two_versions), "2", two_versions
     )
     assert decision.action == "rollback" and decision.acted and decision.version == "1"
-    assert "outside [0.7000, 0.9950] for 2 reports" in decision.reason
+    assert "wholly outside [0.7000, 0.9950], 2 reports" in decision.reason
     assert registry.aliases(two_versions)[registry.CHAMPION] == "1"
     assert [e["event"] for e in emitted] == [events.CHAMPION_ROLLED_BACK]
     # Reports of another version do not count toward the champion's windows.
-    mixed = [("1", 0.5), ("2", 0.5)]
+    mixed = [_live(0.5, 400, "1"), _live(0.5, 400, "2")]
     assert experiment.rollback("1", mixed, "binary", two_versions).action == "none"
+
+
+def test_noise_on_few_labels_does_not_roll_a_good_champion_back() -> None:
+    # A champion whose true accuracy is 0.75 (bound 0.70), on 20 labels a window: point
+    # estimates below the bound are common, an interval wholly below it is not.
+    settings = Settings()
+    rng = np.random.default_rng(7)
+    rolled_on_points = rolled = 0
+    for _ in range(500):
+        history = [_live(rng.binomial(20, 0.75) / 20, 20) for _ in range(2)]
+        rolled_on_points += all(m.value < 0.70 for _, m in history)
+        rolled += experiment.rollback("2", history, "binary", settings).action == "rollback"
+    assert rolled_on_points > 20  # the old point-estimate rule: ~10 % of these champions
+    assert rolled == 0
 
 
 def test_gate_sends_a_winner_to_the_shadow_first_when_live_promotion_is_on() -> None:
@@ -143,3 +205,20 @@ def test_gate_sends_a_winner_to_the_shadow_first_when_live_promotion_is_on() -> 
     assert shadow_first(won, Settings(MLOPS_SHADOW_ALIAS="challenger")) == won  # no auto
     first = GateDecision(True, registry.CHAMPION, "no champion yet", 0.8)
     assert shadow_first(first, live) == first  # nothing to shadow: the first model serves
+
+
+def test_a_majority_class_shadow_is_never_promoted_however_accurate(emitted: list) -> None:
+    # Live labels with 14 % churn: a shadow that always says "no churn" is right 86 % of the
+    # time, far more than a champion gone wrong, and the sequential test says "better".
+    rng = np.random.default_rng(5)
+    actual = (rng.random(400) < 0.14).astype(int)
+    champion = np.where(rng.random(400) < 0.45, actual, 1 - actual)
+    majority = np.zeros(400, int)
+    test = experiment.paired_test("1", "2", "binary", "accuracy", actual, champion, majority)
+    assert test.challenger_degenerate[0].startswith("single-class predictions")
+    settings = Settings(MLOPS_AUTO_PROMOTE=True)
+    running = _experiment(settings, [(test.challenger_wins, test.champion_wins, 0)])
+    assert running.state.decision == "promote"
+    decision = experiment.live_decision(running, settings, test.challenger_degenerate)
+    assert decision.action == "none" and "degenerate on the live rows" in decision.reason
+    assert experiment.act(decision, "1", settings) == decision and emitted == []

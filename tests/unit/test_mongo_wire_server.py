@@ -85,3 +85,46 @@ def test_shipper_keeps_predictions_on_disk_when_another_database_owns_the_server
     finally:
         owner.close()
         store.close()
+
+
+def test_mlops_mongo_claims_its_database_and_stops_its_server_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from lifecycle.core.waiting import wait_until
+    from ops.local_servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path)}
+    mlops = Path(sys.executable).parent / "mlops"
+    command = [str(mlops), "mongo", "--port", str(port), "--database", "staging"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    other = PredictionStore(f"mongodb://127.0.0.1:{port}", "lifecycle", timeout_ms=5000)
+    try:
+        claimed = wait_until(
+            lambda: other.db["lifecycle_server"].find_one({"_id": "database"}),
+            "mlops mongo to claim its server",
+            60,
+            interval=0.2,
+            ignore=(Exception,),
+        )
+        assert claimed["name"] == "staging"
+        assert (tmp_path / "mongo" / "staging.db").exists()  # a file of its own per database
+        server_pid = int((tmp_path / "mongo" / "staging.pid").read_text())
+        with pytest.raises(SharedServerError, match="already holds database 'staging'"):
+            other.ensure_indexes()
+    finally:
+        other.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    # the server went with it: nothing is left behind
+    wait_until(lambda: not _alive(server_pid), "nx-27017 to stop", 20, interval=0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

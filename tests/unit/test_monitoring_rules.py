@@ -189,6 +189,7 @@ def test_alertmanager_config_renders_from_settings(
     if email:
         assert by_name["email"]["email_configs"][0]["to"] == email
     assert config["global"]["smtp_smarthost"] == "smtp:587"
+    assert config["global"]["smtp_require_tls"] is True  # MLOPS_SMTP_REQUIRE_TLS=false: a relay
 
 
 def test_alertmanager_routes_by_severity_with_daily_timings() -> None:

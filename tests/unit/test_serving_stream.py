@@ -163,6 +163,94 @@ def test_batch_predicts_every_row_once_and_dead_letters_the_rest(tiny_model) -> 
     assert all(e.endpoint == "kinesis" for e in published.entries)
 
 
+def test_batch_accepts_base64_text_of_json_as_aws_cli_v1_sends_it(tiny_model) -> None:
+    import base64
+
+    row = {"a": 1.5, "b": 2}
+    text = base64.b64encode(orjson.dumps(row))
+    wrapped = base64.encodebytes(orjson.dumps([row] * 3))  # `base64` wraps lines at 76
+    not_json = [
+        base64.b64encode(b"not json"),
+        base64.b64encode(b"1234"),  # JSON, but neither an object nor a list
+        b"eyJh",  # base64 alphabet, decodes to a cut object
+        b"{nope",
+    ]
+    records = [_record(text, "1"), _record(wrapped, "2")]
+    records += [_record(d, str(3 + i)) for i, d in enumerate(not_json)]
+    decoded = batches.decode(records, tiny_model, max_rows=100, max_bytes=1000)
+    assert decoded.rows == 4 and decoded.base64 == 2
+    assert [d.reason for d in decoded.dead] == ["json"] * 4
+    assert all("not valid JSON" in d.error for d in decoded.dead)
+    published = batches.build(decoded, tiny_model, "in", "shard-0", started=0.0)
+    assert len(published.outputs) == 4
+    # The log keeps the decoded JSON, as if the record had held it.
+    assert orjson.loads(published.entries[0].records) == row
+    assert orjson.loads(published.entries[1].records) == [row] * 3
+
+
+@pytest.fixture(scope="module")
+def categorical_model() -> LoadedModel:
+    """A numeric feature `a` and a categorical `c` seen as "x" and "y" (codes 0 and 1)."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.normal(size=300), rng.integers(0, 2, 300)]).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0.5).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(x, y), 5)
+    spec = FeatureSpec(
+        (Feature("a", "numeric"), Feature("c", "categorical", ("x", "y"))), "t", "binary",
+        classes=(0, 1),
+    )  # fmt: skip
+    return LoadedModel(
+        "m", "4", "champion", Predictor(booster, spec), RecordValidator(spec),
+        datetime.now(UTC), class_keys=("0", "1"),
+    )  # fmt: skip
+
+
+def test_batch_unseen_category_is_a_dead_letter_or_scored_as_missing(categorical_model) -> None:
+    from lifecycle.stores import journal
+
+    records = [_record([{"a": 1.0, "c": "x"}, {"a": 0.5, "c": "z"}], "1"), _record({"a": 2}, "2")]
+    records[1]["Data"] = orjson.dumps({"a": 2.0, "c": "y"})
+    rejected = batches.decode(records, categorical_model, max_rows=100, max_bytes=10_000)
+    assert [d.reason for d in rejected.dead] == ["validation"] and rejected.rows == 1
+    assert rejected.dead[0].error.startswith("c: unknown category 'z'; expected one of")
+    assert rejected.unseen == [{"field": "c", "value": "z"}]  # counted all the same
+
+    scored = batches.decode(records, categorical_model, 100, 10_000, unseen_missing=True)
+    assert not scored.dead and scored.rows == 3
+    assert scored.unseen == [{"row": 1, "field": "c", "value": "z"}]
+    published = batches.build(scored, categorical_model, "in", "s0", started=0.0)
+    outputs = [orjson.loads(e["Data"]) for e in published.outputs]
+    assert [o.get("unseen") for o in outputs] == [None, {"c": "z"}, None]
+    missing = np.array([[0.5, np.nan]], dtype=np.float32)
+    _, proba = categorical_model.predict(missing)
+    assert outputs[1]["probabilities"]["1"] == pytest.approx(float(proba[0][1]))
+    # The log documents say which feature was unseen, after a round trip through the journal.
+    line = journal.encode_entry(published.entries[0])
+    documents = journal.expand_entry(journal.decode_line(line))
+    assert [d.get("unseen") for d in documents] == [None, {"c": "z"}]
+    assert documents[1]["features"] == {"a": 0.5, "c": "z"}
+
+
+def test_batch_file_unseen_category_stops_or_fills_the_unseen_column(
+    categorical_model, tmp_path
+) -> None:
+    import pandas as pd
+
+    from lifecycle.model import batch
+
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"a": [1.0, 0.5, 2.0], "c": ["x", "z", "y"]}).to_csv(source, index=False)
+    predictor = categorical_model.predictor
+    with pytest.raises(batch.BatchFileError, match=r"column c \(row 2\): unknown category 'z'"):
+        batch.score_file(predictor, "4", source, output)
+    result = batch.score_file(predictor, "4", source, output, unseen_category="missing")
+    assert result.rows == 3 and result.unseen == {"c": 1}
+    scored = pd.read_csv(output, keep_default_na=False)
+    assert list(scored["unseen"]) == ["", '{"c":"z"}', ""]
+
+
 def test_prediction_ids_are_the_same_on_every_replay() -> None:
     first = batches.prediction_id("in", "shardId-1", "495", 2)
     assert first == batches.prediction_id("in", "shardId-1", "495", 2)

@@ -7,7 +7,7 @@ import math
 import pytest
 from mlflow.models import infer_signature
 
-from lifecycle.core.errors import InputValidationError
+from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.data.synthetic import generate_churn
 from lifecycle.model.predictor import FeatureSpec
 from serving.errors import ApiError
@@ -147,3 +147,48 @@ def test_csv_is_typed_by_the_model(validator, record) -> None:
     with pytest.raises(ApiError) as info:
         parse_csv(b"customer_age\nold\n", _Model(validator))  # type: ignore[arg-type]
     assert info.value.field == "customer_age"
+
+
+def test_validator_rejects_an_unseen_category_by_default(validator, record) -> None:
+    record["gender"] = "X"
+    error = _error(validator, [record, dict(record, gender="M")])
+    assert isinstance(error, UnseenCategoryError)
+    assert (error.field, error.value) == ("gender", "X")
+    assert str(error).startswith("gender: unknown category 'X'; expected one of ['F', 'M']")
+
+
+def test_validator_scores_unseen_categories_as_missing_when_asked(validator, record) -> None:
+    records = [dict(record, gender="X"), record, dict(record, gender="m", card_category="Ti")]
+    unseen: list = []
+    matrix = validator.encode(records, 100, unseen)
+    assert unseen == [
+        {"row": 0, "field": "gender", "value": "X"},
+        {"row": 2, "field": "gender", "value": "m"},
+        {"row": 2, "field": "card_category", "value": "Ti"},
+    ]
+    gender = [c.name for c in validator.columns].index("gender")
+    assert math.isnan(matrix[0, gender]) and math.isnan(matrix[2, gender])
+    assert not math.isnan(matrix[1, gender])
+    # The other features are encoded as without the unseen value, and other errors still raise.
+    others = [j for j in range(matrix.shape[1]) if j != gender]
+    assert (matrix[0, others] == validator.encode([record], 100)[0, others]).all()
+    with pytest.raises(InputValidationError, match="expected a string"):
+        validator.encode([dict(record, gender=1)], 100, [])
+    single: list = []
+    validator.encode([dict(record, gender="X")], 100, single)
+    assert single == [{"row": 0, "field": "gender", "value": "X"}]
+
+
+def test_frame_encoding_follows_the_same_unseen_choice(record) -> None:
+    import pandas as pd
+
+    frame = generate_churn(300, seed=1)
+    spec = FeatureSpec.infer(frame, "churn", "binary")
+    rows = pd.DataFrame([record, dict(record, gender="X"), dict(record, gender=None)])
+    with pytest.raises(UnseenCategoryError, match="gender: unknown category 'X'"):
+        spec.encode_frame(rows)
+    unseen: list = []
+    matrix = spec.encode_frame(rows, unseen)
+    assert unseen == [{"row": 1, "field": "gender", "value": "X"}]
+    gender = spec.names.index("gender")
+    assert math.isnan(matrix[1, gender]) and math.isnan(matrix[2, gender])
