@@ -1,4 +1,5 @@
-"""The optional drift → retrain automation: when a report emits `lifecycle.drift.detected`, run
+"""The optional drift → retrain automation: when a report emits `lifecycle.drift.detected` (or
+`lifecycle.concept-drift.suspected`: its labels contradicted the label-free estimate), run
 the `train-model/daily` deployment now.
 
 Off by default; `MLOPS_RETRAIN_ON_DRIFT=true` switches it on at the next `make deploy`, and
@@ -26,12 +27,13 @@ TRAIN_DEPLOYMENT = "train-model/daily"
 
 
 def retrain_on_drift(deployment_id: UUID, name: str = NAME) -> Automation:
-    """Reactive: the first drift event runs the training deployment with its defaults."""
+    """Reactive: the first drift (or suspected concept drift) event runs the training
+    deployment with its defaults."""
     return Automation(
         name=name,
         description=f"Run {TRAIN_DEPLOYMENT} when a report says the inputs drifted.",
         trigger=EventTrigger(
-            expect={events.DRIFT_DETECTED},
+            expect={events.DRIFT_DETECTED, events.CONCEPT_DRIFT_SUSPECTED},
             match={"prefect.resource.id": events.MODEL_RESOURCE_PATTERN},
             posture=Posture.Reactive,
             threshold=1,

@@ -1,6 +1,7 @@
 """The `build-reports` flow: read a window of the prediction log → Evidently drift + quality report
 against the serving version's reference → HTML + JSON + a `reports` document → index page → link
-artifact, and a `lifecycle.drift.detected` event when the drift share passes the threshold.
+artifact, and a `lifecycle.drift.detected` event when the drift share passes the threshold (a
+`lifecycle.concept-drift.suspected` one when the labels contradict the label-free estimate).
 
 Orchestration only: the work is in `reporting` and `lifecycle`.
 """
@@ -130,6 +131,8 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     _publish_link(summary, message, settings.model_name)
     if summary["drift_detected"]:
         _announce_drift(summary, settings.model_name)
+    if summary.get("concept_drift_suspected"):
+        _announce_concept_drift(summary, settings.model_name)
     return Completed(message=message, data=_result(summary, message, index))
 
 
@@ -209,6 +212,34 @@ def _announce_drift(summary: ReportSummary, model_name: str) -> None:
     )
 
 
+def _announce_concept_drift(summary: ReportSummary, model_name: str) -> None:
+    """Emit `lifecycle.concept-drift.suspected`: the realized metric left the estimate's
+    interval (automations may retrain on it, as on drift)."""
+    concept = summary.get("concept_drift") or {}
+    events.emit(
+        events.CONCEPT_DRIFT_SUSPECTED,
+        model_name,
+        summary["model_version"],
+        {
+            "model_name": model_name,
+            "model_version": summary["model_version"],
+            **{k: concept.get(k) for k in ("metric", "estimated", "low", "high", "realized")},
+            "labelled_rows": concept.get("rows"),
+            "window_start": as_utc(summary["window_start"]).isoformat(),
+            "window_end": as_utc(summary["window_end"]).isoformat(),
+            "report_url": summary["url"],
+        },
+    )
+    get_run_logger().warning(
+        "realized %s %.4f outside the estimate %.4f to %.4f: emitted %s",
+        concept.get("metric"),
+        concept.get("realized"),
+        concept.get("low"),
+        concept.get("high"),
+        events.CONCEPT_DRIFT_SUSPECTED,
+    )
+
+
 def _result(summary: ReportSummary, message: str, index: Path) -> dict[str, Any]:
     """What the flow run returns (the CLI prints it; tests and the bench read it)."""
     return {
@@ -234,6 +265,9 @@ def _result(summary: ReportSummary, message: str, index: Path) -> dict[str, Any]
         "index_path": str(index),
         "timings": summary["timings"],
         "experiment": summary.get("experiment"),
+        "estimated": summary.get("estimated"),
+        "concept_drift": summary.get("concept_drift"),
+        "concept_drift_suspected": summary.get("concept_drift_suspected", False),
     }
 
 

@@ -121,6 +121,7 @@ def render(status: Status, settings: Settings) -> list[str]:
             f"{r.get('rows')} rows, drift share {r.get('drift_share', 0):.2f}"
             + (f", {live_text}" if live_text else "")
         )
+        lines += estimate_lines(r)
         lines += experiment_lines(r)
     elif status.predictions_24h is not None:
         lines.append("  last report none yet")
@@ -130,6 +131,27 @@ def render(status: Status, settings: Settings) -> list[str]:
         )
     lines.append(f"  journal     {status.spooled} predictions waiting for MongoDB")
     lines += [f"  unavailable {p}" for p in status.problems]
+    return lines
+
+
+def estimate_lines(report: dict[str, Any]) -> list[str]:
+    """The report's label-free estimate and, once labels arrived, whether they contradicted it."""
+    estimated = report.get("estimated")
+    if not estimated:
+        note = report.get("estimate_note")
+        return [f"  estimated   {note}"] if note else []
+    lines = [
+        f"  estimated   {estimated['metric']}={estimated['value']:.4f} "
+        f"[{estimated['low']:.4f}, {estimated['high']:.4f}] on {estimated['rows']} rows, "
+        "no labels needed"
+    ]
+    concept = report.get("concept_drift")
+    if concept:
+        verdict = "CONCEPT DRIFT SUSPECTED" if concept["suspected"] else "inside the interval"
+        lines.append(
+            f"  realized    {concept['metric']}={concept['realized']:.4f} on {concept['rows']} "
+            f"labelled rows: {verdict}"
+        )
     return lines
 
 

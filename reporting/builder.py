@@ -18,6 +18,7 @@ from lifecycle.core.settings import LOWER_IS_BETTER, Settings
 from lifecycle.stores.documents import ReportSummary, ReportTimings
 from reporting.comparison import page_notes
 from reporting.drift import DriftContent, build_drift_report
+from reporting.estimate import WindowEstimate, concept_note, estimate_window
 from reporting.live import live_metrics_with_intervals
 from reporting.reference import Reference
 from reporting.window import ACTUAL, WindowData, sample_positions
@@ -98,6 +99,11 @@ def build_window_report(
     notes = _notes(
         window, reference, settings, model_name, window_label, quality, live, metric_name
     )
+    primary = settings.primary_metric(reference.spec.task)
+    estimate = estimate_window(window, reference, primary, settings.report_min_labelled)
+    notes.insert(-1, estimate.note)
+    if estimate.concept is not None:
+        notes.insert(-1, concept_note(estimate.concept))
     content = build_drift_report(
         current.drop(columns=[ACTUAL]),
         reference.frame,
@@ -114,9 +120,18 @@ def build_window_report(
     )
     if comparison is not None:
         summary["experiment"] = comparison
+    _add_estimate(summary, estimate)
     files.html.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(files.html, content.html)
     return summary
+
+
+def _add_estimate(summary: ReportSummary, estimate: WindowEstimate) -> None:
+    summary["estimated"] = estimate.estimated
+    summary["estimate_note"] = estimate.note
+    summary["concept_drift"] = estimate.concept
+    summary["concept_drift_suspected"] = estimate.concept_drift_suspected
+    summary["timings"]["estimate_seconds"] = estimate.seconds
 
 
 def live_quality(window: WindowData, reference: Reference, settings: Settings) -> LiveQuality:
@@ -233,6 +248,11 @@ def describe(summary: ReportSummary) -> str:
         )
     else:
         line += f", {summary['labelled_rows']:,} labelled rows (too few for a live metric)"
+    estimated = summary.get("estimated")
+    if estimated:
+        line += f", estimated {estimated['metric']} {estimated['value']:.4f}"
+    if summary.get("concept_drift_suspected"):
+        line += ", concept drift suspected"
     return line
 
 

@@ -28,6 +28,9 @@ INDEX_FILE = "index.html"
 TEMPLATE = "index.html.j2"
 # Times the JSON beside each report holds as ISO strings; the summary type holds datetimes.
 TIME_FIELDS = ("window_start", "window_end", "created_at")
+# Backtests' JSON (flows/backtest.py): a dot folder, so load_summaries never reads them as reports.
+BACKTESTS_DIR = ".backtests"
+BACKTESTS_SHOWN = 20
 
 Champion = Mapping[str, Any]  # reporting.reference.champion_history: version, metric, value...
 Trend = list[tuple[str, float, int]]
@@ -44,6 +47,37 @@ def load_summaries(reports_dir: Path) -> list[ReportSummary]:
             out.append(summary)
     out.sort(key=lambda s: s["window_end"], reverse=True)
     return out
+
+
+def load_backtests(reports_dir: Path, limit: int = BACKTESTS_SHOWN) -> list[dict[str, Any]]:
+    """The newest backtest documents written beside the reports, newest first."""
+    out = []
+    for path in sorted(Path(reports_dir).glob(f"{BACKTESTS_DIR}/*.json"), reverse=True)[:limit]:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc["window_end"] = _json_time(doc["window_end"], "window_end")
+        except (OSError, ValueError, KeyError, TypeError, TimeValueError) as exc:
+            log.warning("skipping unreadable backtest %s: %s", path, exc)
+            continue
+        out.append(doc)
+    return out
+
+
+def estimated_vs_realized(
+    summaries: Sequence[ReportSummary],
+) -> dict[str, list[tuple[datetime, float]]]:
+    """`{"estimated <metric>": [(window end, value)], "realized <metric>": [...]}` per report:
+    the label-free estimate beside the live metric once labels arrived."""
+    series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for s in summaries:
+        est = s.get("estimated")
+        if not est:
+            continue
+        series[f"estimated {est['metric']}"].append((s["window_end"], float(est["value"])))
+        realized = (s.get("metrics") or {}).get(est["metric"])
+        if realized is not None:
+            series[f"realized {est['metric']}"].append((s["window_end"], float(realized)))
+    return dict(series)
 
 
 def daily_metric(summaries: Sequence[ReportSummary]) -> Trend:
@@ -84,11 +118,13 @@ def render_index(
     champions: Sequence[Champion] = (),
     threshold: float | None = None,
     generated_at: datetime | None = None,
+    backtests: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The whole page as one HTML string; `summaries` newest first."""
     threshold = threshold if threshold is not None else _threshold(summaries)
     return _template().render(
         summaries=summaries,
+        backtests=backtests,
         latest=summaries[0] if summaries else None,
         charts=trend_charts(summaries, champions, threshold),
         threshold=threshold,
@@ -99,9 +135,10 @@ def render_index(
 def trend_charts(
     summaries: Sequence[ReportSummary], champions: Sequence[Champion], threshold: float
 ) -> list[Any]:
-    """The five charts, as SVG marked safe for the template: drift share per report with the
+    """The six charts, as SVG marked safe for the template: drift share per report with the
     threshold, live metric per day and per ISO week, each version's live metric per report
-    (champion and challengers side by side), and each champion's test metric."""
+    (champion and challengers side by side), the label-free estimate beside the realized
+    metric per report, and each champion's test metric."""
     from markupsafe import Markup
 
     metric = _metric_name(summaries)
@@ -114,6 +151,9 @@ def trend_charts(
         _trend_chart(daily_metric(with_metric), f"Live {metric} per day", metric),
         _trend_chart(weekly_metric(with_metric), f"Weekly average {metric}", metric),
         lines_chart(version_metric(with_metric), f"Live {metric} per version", metric),
+        lines_chart(
+            estimated_vs_realized(summaries), "Estimated (no labels) and realized", "metric"
+        ),
         bar_chart(
             [f"v{c['version']}" for c in champions],
             [float(c["value"]) for c in champions],
@@ -136,7 +176,8 @@ def write_index(
     path = Path(reports_dir) / INDEX_FILE
     if summaries is None:
         summaries = load_summaries(reports_dir)
-    write_atomic(path, render_index(summaries, champions, threshold))
+    backtests = load_backtests(reports_dir)
+    write_atomic(path, render_index(summaries, champions, threshold, backtests=backtests))
     return path
 
 

@@ -38,6 +38,9 @@ class Reference:
     test_metrics: dict[str, float] = field(default_factory=dict)
     trained_at: str | None = None
     typed: bool = False  # `frame` is already in reporting.drift.typed_frame's shape
+    # Classifiers trained since the label-free estimate: the calibration stored with the
+    # version (lifecycle.model.estimate.Calibration.to_dict); None for older versions.
+    calibration: dict[str, Any] | None = None
 
 
 CACHE_FRAME = "reference.parquet"
@@ -88,6 +91,7 @@ def _read_cache(folder: Path, version: str) -> Reference | None:
         test_metrics=meta["test_metrics"],
         trained_at=meta.get("trained_at"),
         typed=True,
+        calibration=meta.get("calibration"),
     )
 
 
@@ -103,6 +107,7 @@ def _write_cache(folder: Path, reference: Reference) -> None:
         "primary_metric": reference.primary_metric,
         "test_metrics": reference.test_metrics,
         "trained_at": reference.trained_at,
+        "calibration": reference.calibration,
     }
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -135,6 +140,9 @@ def load_version_reference(version: str, settings: Settings | None = None) -> Re
         )
     tags = model_version.tags
     metrics = {m: float(tags[m]) for m in metric_names(spec.task) if m in tags}
+    calibration = None
+    if spec.is_classifier:
+        calibration = registry_loading.read_run_json(run_id, registry.CALIBRATION_PATH, settings)
     return Reference(
         version=str(version),
         spec=spec,
@@ -142,6 +150,7 @@ def load_version_reference(version: str, settings: Settings | None = None) -> Re
         primary_metric=tags.get("primary_metric") or settings.primary_metric(spec.task),
         test_metrics=metrics,
         trained_at=tags.get("trained_at"),
+        calibration=calibration,
     )
 
 

@@ -28,9 +28,18 @@ from lifecycle.stores.prediction_store import PredictionStore
 
 PREDICTION = "prediction"
 ACTUAL = "actual"
-# Only what a report needs crosses the wire: no probabilities, latencies or request ids. The
-# shadow's score (absent unless MLOPS_SHADOW_ALIAS was set) is the live comparison's input.
-PROJECTION = {"_id": 1, "ts": 1, "model_version": 1, "features": 1, "prediction": 1, "shadow": 1}
+# Only what a report needs crosses the wire: no latencies or request ids. The shadow's score
+# (absent unless MLOPS_SHADOW_ALIAS was set) is the live comparison's input; the probabilities
+# are the label-free estimate's (reporting.estimate).
+PROJECTION = {
+    "_id": 1,
+    "ts": 1,
+    "model_version": 1,
+    "features": 1,
+    "prediction": 1,
+    "probabilities": 1,
+    "shadow": 1,
+}
 # The labelled rows joined from `feedback` (the live pairs): what the metrics and the
 # comparison of versions need.
 PAIR_PROJECTION = {"model_version": 1, "prediction": 1, "shadow": 1}
@@ -61,7 +70,7 @@ class LivePairs:
 class WindowData:
     """A window's sample. `frame` holds the features, `prediction` and `actual` (None when no
     label has arrived) of the sampled rows; `ids`, `ts`, `versions` and `shadows` are aligned
-    with it.
+    with it, and so is `probabilities` (each row's logged class probabilities, or None).
     `total_rows` is the window's true row count and `sample_fraction` the p it was read with."""
 
     start: datetime
@@ -71,6 +80,7 @@ class WindowData:
     ts: np.ndarray
     versions: np.ndarray
     shadows: np.ndarray
+    probabilities: np.ndarray | None = None
     total_rows: int = 0
     sample_fraction: float = 1.0
     unkeyed_rows: int = 0
@@ -200,6 +210,7 @@ def _window_from(
         ts=np.asarray([as_utc(d["ts"]) for d in docs], dtype=object),
         versions=np.asarray([str(d.get("model_version")) for d in docs], dtype=object),
         shadows=np.asarray([d.get("shadow") for d in docs], dtype=object),
+        probabilities=np.asarray([d.get("probabilities") for d in docs], dtype=object),
         total_rows=total,
         sample_fraction=p,
         unkeyed_rows=unkeyed,

@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.operations",
     "tests.fixtures.kinesis",
     "tests.fixtures.dask",
+    "tests.fixtures.estimates",
 ]
 _PREFECT_HOME = pytest.StashKey[str]()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 DRIFT_DETECTED = "lifecycle.drift.detected"
+# A report's realized metric fell outside its label-free estimate (reporting.estimate).
+CONCEPT_DRIFT_SUSPECTED = "lifecycle.concept-drift.suspected"
 CHALLENGER_PROMOTED = "lifecycle.challenger.promoted"
 CHAMPION_ROLLED_BACK = "lifecycle.champion.rolled-back"
 CHALLENGER_STOPPED = "lifecycle.challenger.stopped"  # the live test found it worse

@@ -21,6 +21,10 @@ MODEL_LAST_TRAINED_TIMESTAMP_SECONDS = (
     "mlops_model_last_trained_timestamp_seconds"  # {model_name, alias}
 )
 MODEL_METRIC = "mlops_model_metric"  # {model_name, model_version, metric, dataset}
+# The latest report's label-free estimate (dataset="estimated" above is its value): the bounds
+# of its 95 % interval, and 1 when its labels fell outside it.
+MODEL_METRIC_ESTIMATE_BOUND = "mlops_model_metric_estimate_bound"  # {..., metric, bound}
+MODEL_CONCEPT_DRIFT_SUSPECTED = "mlops_model_concept_drift_suspected"  # {model_name}
 DATA_DRIFT_SHARE = "mlops_data_drift_share"  # {model_name}
 REPORT_LAST_TIMESTAMP_SECONDS = "mlops_report_last_timestamp_seconds"  # {model_name}
 

@@ -25,6 +25,9 @@ class Dataset:
     target: str
     task: Task
     source: str
+    # Prediction ids of the rows that came from the production log (lifecycle.data.feedback),
+    # recorded with the training run so a backtest never scores a version on its own training.
+    prediction_ids: tuple[str, ...] = ()
 
     @property
     def features(self) -> pd.DataFrame:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 PREFIX = "feedback:"
 DEFAULT_TARGET = "actual"  # the target's name for `feedback:` alone when MLOPS_TARGET is unset
 HOLDOUT_SHARE = 0.3  # the most recent share of labelled rows the gate scores on
+ID_COLUMN = "_prediction_id"  # carried beside the rows until they become a Dataset
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,20 @@ class ProductionRows:
 
 
 def read_labelled(
-    store: PredictionStore, since: datetime, until: datetime, target: str
+    store: PredictionStore, since: datetime, until: datetime, target: str, with_ids: bool = False
 ) -> pd.DataFrame:
-    """Labelled predictions logged in [since, until): features + `target`, oldest first."""
+    """Labelled predictions logged in [since, until): features + `target` (+ ID_COLUMN with
+    `with_ids`), oldest first."""
     # Every label of a prediction logged after `since` arrived after it: read those labels,
     # then their predictions in the window, by id.
     labels = dict(store.labels_since(since))
     rows = []
     projection = {"features": 1, "ts": 1}
     for doc in store.predictions_for(list(labels), since, until, projection):
-        rows.append({**doc["features"], target: labels[doc["_id"]], "_ts": doc["ts"]})
+        row = {**doc["features"], target: labels[doc["_id"]], "_ts": doc["ts"]}
+        if with_ids:
+            row[ID_COLUMN] = doc["_id"]
+        rows.append(row)
     if not rows:
         return pd.DataFrame(columns=[target])
     frame = pd.DataFrame(rows).sort_values("_ts", kind="stable")
@@ -84,7 +89,10 @@ def read_source(
         raise DataSourceError(source, f"bad window ({exc}); expected e.g. feedback:14d") from None
     target = target or settings.target or DEFAULT_TARGET
     frame = _read(settings, store, length, target, source)
-    return dataset_from_frame(frame, source, target, task or settings.task)
+    frame = frame[frame[target].notna()].reset_index(drop=True) if len(frame) else frame
+    ids = frame.pop(ID_COLUMN) if ID_COLUMN in frame.columns else pd.Series([], dtype=object)
+    dataset = dataset_from_frame(frame, source, target, task or settings.task)
+    return _replace_frame(dataset, dataset.frame, tuple(map(str, ids)))
 
 
 def with_production(
@@ -103,11 +111,12 @@ def with_production(
             f"the {len(holdout)} most recent held out for the gate"
         )
         rows = ProductionRows(window, len(dataset.frame), len(train), holdout, True, note)
-        return _replace_frame(dataset, train), rows
+        return _replace_frame(dataset, train, dataset.prediction_ids[: len(train)]), rows
     if not settings.feedback_window:
         return dataset, None
     window = settings.feedback_window
     frame = _read(settings, store, parse_duration(window), dataset.target, dataset.source)
+    ids = frame.pop(ID_COLUMN) if ID_COLUMN in frame.columns else pd.Series([], dtype=object)
     if len(frame) < settings.feedback_min_rows:
         note = (
             f"{len(frame)} labelled rows, fewer than MLOPS_FEEDBACK_MIN_ROWS="
@@ -123,7 +132,8 @@ def with_production(
     )
     log.info("feedback window %s: %s", window, note)
     combined = pd.concat([dataset.frame, train], ignore_index=True)
-    return _replace_frame(dataset, combined), ProductionRows(
+    used_ids = tuple(map(str, ids.iloc[: len(train)]))
+    return _replace_frame(dataset, combined, dataset.prediction_ids + used_ids), ProductionRows(
         window, len(frame), len(train), holdout, True, note
     )
 
@@ -146,7 +156,7 @@ def _read(
     store = store or PredictionStore.open(settings, "training")
     until = utcnow()
     try:
-        return read_labelled(store, until - length, until, target)
+        return read_labelled(store, until - length, until, target, with_ids=True)
     except Exception as exc:  # pymongo's errors are many; the user needs the source and cause
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataSourceError(
@@ -168,5 +178,8 @@ def _conform(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     return frame
 
 
-def _replace_frame(dataset: Dataset, frame: pd.DataFrame) -> Dataset:
-    return Dataset(frame, dataset.target, dataset.task, dataset.source)
+def _replace_frame(
+    dataset: Dataset, frame: pd.DataFrame, prediction_ids: tuple[str, ...] | None = None
+) -> Dataset:
+    ids = dataset.prediction_ids if prediction_ids is None else prediction_ids
+    return Dataset(frame, dataset.target, dataset.task, dataset.source, ids)

@@ -14,6 +14,7 @@ from typing import Any, NotRequired, TypedDict
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 REPORTS = "reports"
+BACKTESTS = "backtests"
 STREAM_CHECKPOINTS = "stream_checkpoints"
 EXPERIMENTS = "experiments"  # one document per challenger's live experiment
 # On a server that cannot isolate databases: which database owns it (one document).
@@ -65,6 +66,7 @@ class ReportTimings(TypedDict):
     read_seconds: float
     feedback_seconds: float
     evidently_seconds: float
+    estimate_seconds: NotRequired[float]  # the label-free estimate (reporting.estimate)
 
 
 class ColumnDrift(TypedDict):
@@ -116,6 +118,35 @@ class ReportSummary(TypedDict):
     # The live comparison (flows.experiment): {champion, metric, live_versions: {version:
     # {version, rows, value, low, high}}, paired: PairedTest | None, decisions: [Decision]}
     experiment: NotRequired[dict[str, Any]]
+    # The label-free estimate (classifiers whose version stored a calibration), else None:
+    # {metric, value, low, high, rows, method, accuracy: [value, low, high], f1: [...]}.
+    estimated: NotRequired[dict[str, Any] | None]
+    estimate_note: NotRequired[str]  # why there is none ("estimate: classification only")
+    # The estimate on the window's labelled rows against the metric realized on them:
+    # {metric, rows, estimated, low, high, realized, suspected}; None below the minimum.
+    concept_drift: NotRequired[dict[str, Any] | None]
+    concept_drift_suspected: NotRequired[bool]  # the realized metric fell outside
+
+
+class BacktestDocument(TypedDict):
+    """One replay of a version on the prediction log (`backtests`, lifecycle.decisions.backtest)."""
+
+    model_name: str
+    version: str  # the version replayed (the challenger)
+    against: str | None  # the version compared with on the same rows (None: what served)
+    window_start: datetime
+    window_end: datetime
+    window: str
+    rows: int  # predictions in the window
+    scored: int  # rows re-scored (the sample, less excluded ones)
+    sampled: bool
+    sample_fraction: float
+    excluded_training_rows: int
+    disagreement: float  # share of rows (classification) or mean |difference| (regression)
+    paired: dict[str, Any] | None  # labelled rows: metric of each side, wins/losses/ties
+    estimated: dict[str, Any]  # version → label-free estimate on the unlabelled rows
+    created_at: datetime
+    seconds: float
 
 
 class StreamCheckpointDocument(TypedDict):

@@ -47,6 +47,10 @@ METRIC_TAGS = CLASSIFICATION_METRICS + REGRESSION_METRICS  # each test metric is
 # Artifacts of the training (parent) run.
 REFERENCE_PATH = "reference/reference.parquet"
 SPEC_PATH = "data/feature_spec.json"
+# Classifiers: the probability calibration the label-free estimate uses (lifecycle.model.estimate).
+CALIBRATION_PATH = "data/calibration.json"
+# The prediction ids of the production rows in the training data (never a backtest's evidence).
+PRODUCTION_IDS_PATH = "data/production_ids.json"
 PREDICTION_COLUMN = "prediction"
 
 # MLflow's error codes for "no such model / version / alias" (REST and sqlite stores differ).

@@ -39,6 +39,19 @@ def download_run_artifact(run_id: str, path: str, settings: Settings | None = No
     )
 
 
+def read_run_json(run_id: str, path: str, settings: Settings | None = None) -> Any:
+    """One JSON artifact of a run, or None when the run has no such artifact (a version
+    trained before it was logged)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return json.loads(download_run_artifact(run_id, path, settings).read_text())
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
 def load_reference(version: ModelVersion | str | int, settings: Settings | None = None) -> Any:
     """The drift reference of a version: a training sample with target and `prediction`."""
     import pandas as pd

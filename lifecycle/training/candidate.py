@@ -20,6 +20,7 @@ import pandas as pd
 from lifecycle.core.settings import Settings
 from lifecycle.data.dataset import Dataset
 from lifecycle.data.splits import Splits
+from lifecycle.model.estimate import Calibration, CalibrationError, fit_calibration
 from lifecycle.model.evaluation import evaluate
 from lifecycle.model.predictor import FeatureSpec, Predictor
 from lifecycle.stores import registry
@@ -120,10 +121,31 @@ def _log_evidence(
     )
     mlflow.log_dict(dataset.fingerprint(), "data/fingerprint.json")
     mlflow.log_dict(predictor.spec.to_dict(), registry.SPEC_PATH)
+    mlflow.log_dict({"prediction_ids": list(dataset.prediction_ids)}, registry.PRODUCTION_IDS_PATH)
+    calibration = calibrate(predictor, splits.test)
+    if calibration is not None:
+        mlflow.log_dict(calibration.to_dict(), registry.CALIBRATION_PATH)
     _log_plots(predictor, splits.test)
     folder, name = registry.REFERENCE_PATH.split("/")
     _reference(splits.train, predictor, seed).to_parquet(tmp / name, index=False)
     mlflow.log_artifact(str(tmp / name), artifact_path=folder)
+
+
+def calibrate(predictor: Predictor, held_out: pd.DataFrame) -> Calibration | None:
+    """Isotonic calibration of a classifier's probabilities, for the label-free estimate.
+
+    Fitted on the test split: the registered model is refit on train + validation, so the
+    validation rows are in-sample for it and their probabilities over-confident; the test rows
+    are the ones it never saw. None for regression, or when too few rows are held out."""
+    if not predictor.spec.is_classifier:
+        return None
+    _, proba = predictor.predict_frame(held_out)
+    try:
+        return fit_calibration(
+            proba, held_out[predictor.spec.target].tolist(), predictor.spec.classes
+        )
+    except CalibrationError:
+        return None
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -19,8 +19,17 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("model_name", "alias"),
     ),
     names.MODEL_METRIC: (
-        "Model quality: dataset=test from the champion's tags, dataset=live from the last report.",
+        "Model quality: dataset=test from the champion's tags, dataset=live from the last report, "
+        "dataset=estimated the last report's label-free estimate.",
         ("model_name", "model_version", "metric", "dataset"),
+    ),
+    names.MODEL_METRIC_ESTIMATE_BOUND: (
+        "Bounds (bound=low|high) of the 95 % interval of the last report's label-free estimate.",
+        ("model_name", "model_version", "metric", "bound"),
+    ),
+    names.MODEL_CONCEPT_DRIFT_SUSPECTED: (
+        "1 when the last report's labels fell outside its label-free estimate, else 0.",
+        ("model_name",),
     ),
     names.DATA_DRIFT_SHARE: (
         "Share of drifted feature columns in the latest report.",

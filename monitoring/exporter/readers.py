@@ -104,12 +104,33 @@ def report_samples(report: ReportSummary) -> list[Sample]:
         if other != version and live.get("value") is not None:
             metric = {comparison.get("metric") or report.get("primary_metric"): live["value"]}
             samples += metric_samples(name, str(other), metric, "live")
+    samples += estimate_samples(name, version, report)
     drift = _number(report.get("drift_share"))
     if drift is not None:
         samples.append(Sample(names.DATA_DRIFT_SHARE, model, drift))
     created = timestamp(report.get("created_at") or report.get("window_end"))
     if created is not None:
         samples.append(Sample(names.REPORT_LAST_TIMESTAMP_SECONDS, model, created))
+    return samples
+
+
+def estimate_samples(name: str, version: str, report: ReportSummary) -> list[Sample]:
+    """The label-free estimate of one report: its value (dataset="estimated"), the bounds of its
+    interval, and whether its labels contradicted it."""
+    estimated = report.get("estimated")
+    samples: list[Sample] = []
+    if estimated and _number(estimated.get("value")) is not None:
+        metric = str(estimated["metric"])
+        samples += metric_samples(name, version, {metric: estimated["value"]}, "estimated")
+        for bound in ("low", "high"):
+            value = _number(estimated.get(bound))
+            if value is not None:
+                labels = {"model_name": name, "model_version": version, "metric": metric}
+                labels["bound"] = bound
+                samples.append(Sample(names.MODEL_METRIC_ESTIMATE_BOUND, labels, value))
+    if "concept_drift_suspected" in report:
+        suspected = float(bool(report.get("concept_drift_suspected")))
+        samples.append(Sample(names.MODEL_CONCEPT_DRIFT_SUSPECTED, {"model_name": name}, suspected))
     return samples
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "stream",
     "cluster",
     "experiment",
+    "backtest",
 )
 
 

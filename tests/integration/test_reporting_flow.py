@@ -157,7 +157,7 @@ def test_build_reports_drifted_window_detects_drift_and_live_accuracy(
 
     index = (report_env.reports_dir / "index.html").read_text()
     assert f'href="{version}/20260105T120000Z.html"' in index
-    assert index.count("<svg") == 5
+    assert index.count("<svg") == 6
 
     flow_run_id = state.state_details.flow_run_id
     events = _drift_events(flow_run_id, expect=1)

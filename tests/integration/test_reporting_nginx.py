@@ -196,7 +196,7 @@ def test_index_renders_in_headless_chromium(
     )
 
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count("<svg") == 5
+    assert dom.stdout.count("<svg") == 6
     assert "Drift share per report" in dom.stdout and "Weekly average accuracy" in dom.stdout
     assert 'href="3/20260301T000000Z.html"' in dom.stdout  # newest report, linked relatively
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]

@@ -166,3 +166,34 @@ def test_collector_takes_the_primary_metric_from_the_champion() -> None:
     bounds = {s.labels["bound"]: s for s in samples if s.name == names.MODEL_METRIC_THRESHOLD}
     assert {b: s.labels["metric"] for b, s in bounds.items()} == {"min": "f1", "max": "f1"}
     assert (bounds["min"].value, bounds["max"].value) == (0.7, 0.99)
+
+
+def test_report_samples_export_the_estimate_its_bounds_and_the_concept_verdict() -> None:
+    from lifecycle.core import metric_names as names
+    from monitoring.exporter.readers import report_samples
+
+    report = {
+        "model_name": "m",
+        "model_version": "4",
+        "metrics": {"accuracy": 0.51},
+        "estimated": {"metric": "accuracy", "value": 0.74, "low": 0.72, "high": 0.77, "rows": 9},
+        "concept_drift_suspected": True,
+    }
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in report_samples(report)}
+    version = (("metric", "accuracy"), ("model_name", "m"), ("model_version", "4"))
+    estimated = (("dataset", "estimated"), *version)
+    assert samples[(names.MODEL_METRIC, tuple(sorted(estimated)))] == 0.74
+    for bound, value in (("low", 0.72), ("high", 0.77)):
+        labels = tuple(sorted((("bound", bound), *version)))
+        assert samples[(names.MODEL_METRIC_ESTIMATE_BOUND, labels)] == value
+    assert samples[(names.MODEL_CONCEPT_DRIFT_SUSPECTED, (("model_name", "m"),))] == 1.0
+
+
+def test_report_samples_without_an_estimate_export_none() -> None:
+    from lifecycle.core import metric_names as names
+    from monitoring.exporter.readers import report_samples
+
+    report = {"model_name": "m", "model_version": "4", "estimated": None}
+    exported = {s.name for s in report_samples(report)}
+    assert names.MODEL_METRIC_ESTIMATE_BOUND not in exported
+    assert names.MODEL_CONCEPT_DRIFT_SUSPECTED not in exported

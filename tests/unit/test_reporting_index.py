@@ -112,7 +112,7 @@ def test_render_index_shows_the_paired_p_value_decision_and_version_lines() -> N
     assert ">v1<" in chart and ">v2<" in chart  # the legend, as text
 
 
-def test_render_index_lists_reports_newest_first_with_five_charts() -> None:
+def test_render_index_lists_reports_newest_first_with_six_charts() -> None:
     summaries = [
         _summary(MONDAY + timedelta(hours=3 * i), 0.8, 100, version=str(1 + i // 4))
         for i in range(8)
@@ -123,21 +123,21 @@ def test_render_index_lists_reports_newest_first_with_five_charts() -> None:
     links = re.findall(r'<a href="([^"]+)"', page)
     assert links == [s["relative_html"] for s in summaries]
     assert links[0] == "2/20260302T210000Z.html"
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 6
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
     # The charts' only references are to their own definitions (markers, clip paths)...
     assert all(ref.startswith("#") for ref in re.findall(r'xlink:href="([^"]+)"', page))
     assert all(ref.startswith("#") for ref in re.findall(r"url\(([^)]+)\)", page))
-    # ... whose ids stay unique across the five inline SVGs.
+    # ... whose ids stay unique across the six inline SVGs.
     ids = re.findall(r' id="([^"]+)"', page)
     assert len(ids) == len(set(ids))
 
 
 def test_render_index_without_reports_shows_placeholders() -> None:
     page = render_index([])
-    assert page.count("<svg") == 5 and page.count("no data yet") == 5
+    assert page.count("<svg") == 6 and page.count("no data yet") == 6
     assert "No reports yet" in page
 
 
@@ -157,7 +157,7 @@ def test_render_index_charts_keep_text_from_the_registry_literal() -> None:
 def test_render_index_many_reports_keeps_every_trend_point() -> None:
     summaries = [_summary(MONDAY - timedelta(hours=3 * i), 0.8, 10) for i in range(400)]
     page = render_index(summaries)
-    assert page.count("<svg") == 5 and page.count("<tr><td>") == 400
+    assert page.count("<svg") == 6 and page.count("<tr><td>") == 400
     daily = page.split('aria-label="Live accuracy per day"')[1].split("</svg>")[0]
     days = {s["window_end"].date() for s in summaries}
     assert len(days) > 16  # past the labelled bars: these are drawn as one collection
