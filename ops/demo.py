@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.core.settings import Settings, get_settings
+from ops.demo_summary import skill, summary
 from ops.local_servers import free_port, wait_http, wait_port
 from ops.simulation import DriftSchedule, simulate
 
@@ -199,8 +200,8 @@ def _serve_and_observe(demo: Demo, api_port: int, started: float) -> int:
     order = [v for s in [clean, *after] for v in s.version_order]
     switch = " -> ".join(f"v{v}" for i, v in enumerate(order) if i == 0 or order[i - 1] != v)
     print(f"versions seen by clients, in order: {switch}")
-    _summary(before, comparison, after)
-    _skill(settings, str(before.get("model_version")), after)
+    summary(before, comparison, after)
+    skill(settings, str(before.get("model_version")), after)
     index = settings.reports_dir / "index.html"
     _where_to_look(demo, time.monotonic() - started, index, switch)
     return 0 if len(set(order)) > 1 and index.exists() else 1
@@ -246,42 +247,6 @@ async def _drifted_round(api: str, seed: int, duration: float) -> Any:
         seed=seed,
         concept=one,
     )
-
-
-def _summary(before: dict[str, Any], comparison: dict[str, Any], after: list[Any]) -> None:
-    """Live accuracy before (the drifted window's report) and after (the last round, served by
-    the promoted version), and what the sequential test saw."""
-    running = (comparison.get("sequential") or {}).get("state") or {}
-    pairs = sum(running.get(k, 0) for k in ("wins", "losses", "ties"))
-    last = after[-1] if after else None
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    print(
-        f"\nv{before.get('model_version')}: test accuracy {fmt(before.get('test_metric'))}; "
-        f"live accuracy before {fmt(before.get('live_metric'))} (drifted window) -> after "
-        f"{fmt(last.accuracy if last else None)} (last round); sequential test "
-        f"{running.get('decision', 'n/a')} on {pairs} pairs; promoted on live evidence, "
-        "never by hand"
-    )
-
-
-def _skill(settings: Settings, old: str, after: list[Any]) -> None:
-    """F1 and ROC AUC of the old and the new champion on the same 2,000 drifted rows with their
-    labels (drift and concept 1, as the traffic): accuracy alone would crown "nobody churns"."""
-    from lifecycle.data.synthetic import generate_churn
-    from lifecycle.decisions.gate_evidence import score
-    from lifecycle.stores.registry_loading import load_predictor
-
-    rows = generate_churn(2000, seed=404, drift=1.0, concept=1.0)
-    new = next(iter(after[-1].versions), None) if after else None
-    for version in dict.fromkeys([old, new]):
-        if version is None:
-            continue
-        _, predictor = load_predictor(version, settings)
-        m = score(predictor, rows).metrics
-        print(
-            f"v{version} on 2,000 drifted rows ({rows['churn'].mean():.0%} churn): accuracy "
-            f"{m['accuracy']:.3f}, F1 {m['f1']:.3f}, ROC AUC {m.get('roc_auc', float('nan')):.3f}"
-        )
 
 
 def _where_to_look(demo: Demo, seconds: float, index: Path, switch: str) -> None:
