@@ -3,13 +3,11 @@ between task runs.
 
 Works around prefect 3.8 / prefect-dask 0.3: each task run on a Dask worker rebuilds the whole
 Prefect settings object from the context shipped with it (54 pydantic-settings models, each
-reading the environment and the config files: ~18 ms) and opens two new API clients (each
-loads certifi's CA bundle into a fresh TLS context: ~14 ms each). Measured on warm workers, a
-task that does nothing took 103 ms (median of 150), and of a trial's time on a worker Prefect's
-task-run start was 8 %, most of the gap between the trials' fits and the 0.85 cluster
-efficiency target. Prefect's maintainers proposed the same two caches for the
-ProcessPoolTaskRunner (PrefectHQ/prefect#20853, closed unmerged); nothing like it exists for
-Dask workers.
+reading the environment and the config files) and opens two new API clients (each loading
+certifi's CA bundle into a fresh TLS context): for trials of a few seconds, a share of the
+cluster's time that no scheduling recovers (docs: Performance). Prefect's maintainers proposed
+the same two caches for the ProcessPoolTaskRunner (PrefectHQ/prefect#20853, closed unmerged);
+nothing like it exists for Dask workers.
 
 So sync tasks are submitted to a module-level entry point (`run_on_worker`) that
 - enters the shipped settings once per worker process and distinct settings (keyed by their
