@@ -24,7 +24,7 @@ from lifecycle.stores.backtests import insert_backtest
 from lifecycle.stores.documents import BacktestDocument
 from lifecycle.stores.prediction_store import PredictionStore
 from reporting.backtest import BacktestError, Replayed, backtest_window, describe_backtest
-from reporting.builder import jsonable, write_atomic
+from reporting.files import jsonable, write_atomic
 from reporting.index import BACKTESTS_DIR
 
 DEFAULT_WINDOW = "14d"

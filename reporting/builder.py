@@ -5,21 +5,19 @@ collection keeps."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from lifecycle.core.settings import LOWER_IS_BETTER, Settings
+from lifecycle.core.settings import Settings
 from lifecycle.stores.documents import ReportSummary, ReportTimings
 from reporting.comparison import page_notes
 from reporting.drift import DriftContent, build_drift_report
 from reporting.estimate import WindowEstimate, concept_note, estimate_window
-from reporting.live import live_metrics_with_intervals
+from reporting.files import jsonable, write_atomic
+from reporting.live import LiveQuality, live_metrics_with_intervals
+from reporting.notes import about_notes
 from reporting.reference import Reference
 from reporting.window import ACTUAL, WindowData, sample_positions
 
@@ -59,20 +57,6 @@ def live_metric_name(reference: Reference) -> str:
     return reference.primary_metric if reference.primary_metric in {"rmse", "mae", "r2"} else "rmse"
 
 
-@dataclass(frozen=True)
-class LiveQuality:
-    """The window's labelled rows: the live metrics over all of them (or the sample's, see
-    `sampled`) with their intervals, and the sample's labelled rows (target renamed) for
-    Evidently's quality preset, or None below the minimum."""
-
-    labelled_rows: int
-    metrics: dict[str, float]
-    frame: pd.DataFrame | None
-    intervals: dict[str, list[float]]
-    rows: int = 0  # pairs the metrics were computed on
-    sampled: bool = False
-
-
 def build_window_report(
     window: WindowData,
     reference: Reference,
@@ -96,7 +80,7 @@ def build_window_report(
     quality = live_quality(window, reference, settings)
     metric_name = live_metric_name(reference)
     live = quality.metrics.get(metric_name)
-    notes = _notes(
+    notes = about_notes(
         window, reference, settings, model_name, window_label, quality, live, metric_name
     )
     primary = settings.primary_metric(reference.spec.task)
@@ -210,31 +194,6 @@ def _summary(
     )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so nginx never serves half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; nginx workers must read them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def jsonable(value: Any) -> Any:
-    """Datetimes as ISO 8601 UTC strings, containers walked; the rest unchanged."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def describe(summary: ReportSummary) -> str:
     """One line for logs, the CLI and the run's final state."""
     line = (
@@ -254,82 +213,6 @@ def describe(summary: ReportSummary) -> str:
     if summary.get("concept_drift_suspected"):
         line += ", concept drift suspected"
     return line
-
-
-def _notes(
-    window: WindowData,
-    reference: Reference,
-    settings: Settings,
-    model_name: str,
-    window_label: str,
-    quality: LiveQuality,
-    live: float | None,
-    metric_name: str,
-) -> list[str]:
-    """The "About this report" paragraphs (markdown) at the top of the page."""
-    start = jsonable(window.start)
-    end = jsonable(window.end)
-    notes = [
-        f"**{model_name}** version **{reference.version}** · window **{window_label}** from "
-        f"{start} to {end} · **{window.rows:,}** predictions."
-    ]
-    if len(window.version_counts) > 1:
-        counts = ", ".join(f"v{v}: {n:,}" for v, n in sorted(window.version_counts.items()))
-        notes.append(
-            f"The window holds predictions of several versions ({counts}); the reference is "
-            f"that of version {reference.version}, the latest one serving in the window."
-        )
-    if window.sampled:
-        notes.append(_sampling_note(window, settings))
-    labelled = quality.labelled_rows
-    share = labelled / window.rows if window.rows else 0.0
-    if live is not None:
-        direction = "lower" if metric_name in LOWER_IS_BETTER else "higher"
-        test = reference.test_metrics.get(metric_name)
-        vs_test = f" (test {test:.4f})" if test is not None else ""
-        interval = quality.intervals.get(metric_name) or []
-        ci = f", 95 % interval {interval[0]:.4f} to {interval[1]:.4f}" if interval else ""
-        over = (
-            f"the {quality.rows:,} labelled rows of the sample (more than "
-            f"`MLOPS_REPORT_MAX_LABELLED` = {settings.report_max_labelled:,} labels arrived; "
-            "the labelled count is estimated from the sample)"
-            if quality.sampled
-            else f"all {quality.rows:,} labelled rows"
-        )
-        notes.append(
-            f"Ground truth has arrived for {labelled:,} predictions ({share:.0%}): live "
-            f"{metric_name} **{live:.4f}**{ci}{vs_test}, {direction} is better; computed on "
-            f"{over}."
-        )
-    else:
-        notes.append(
-            f"Ground truth has arrived for {labelled:,} predictions; the quality section needs "
-            f"at least {settings.report_min_labelled} (`MLOPS_REPORT_MIN_LABELLED`)."
-        )
-    notes.append(
-        f"The dataset counts as drifted when more than {settings.drift_threshold:.0%} of the "
-        "feature columns drift (`MLOPS_DRIFT_THRESHOLD`)."
-    )
-    return notes
-
-
-def _sampling_note(window: WindowData, settings: Settings) -> str:
-    """What was sampled, how, and how large its error is."""
-    p = window.sample_fraction
-    note = (
-        f"**Sampled:** drift and the data summary were computed on a sample of "
-        f"{window.sample_rows:,} of the window's {window.rows:,} rows (p = {p:.4f}: the rows "
-        f"whose `sample_key`, drawn uniformly when each was logged, is below p; cap "
-        f"`MLOPS_REPORT_MAX_ROWS` = {settings.report_max_rows:,}). A uniform sample of this "
-        f"size estimates a share to within about ±{0.98 / max(window.sample_rows, 1) ** 0.5:.1%} "
-        "(95 %), and the same window always gives the same sample."
-    )
-    if window.unkeyed_rows:
-        note += (
-            f" {window.unkeyed_rows:,} rows were logged before `sample_key` existed; p of "
-            "them were kept by the hash of their prediction id."
-        )
-    return note
 
 
 def _safe_segment(version: str) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 
 from lifecycle.core.times import TimeValueError, as_utc, parse_time, utcnow
 from lifecycle.stores.documents import ReportSummary
-from reporting.builder import write_atomic
 from reporting.charts import bar_chart, lines_chart, time_chart
+from reporting.files import write_atomic
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "index.html"

@@ -8,9 +8,11 @@ rows' errors are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lifecycle.model.predictor import FeatureSpec
 from reporting.drift import label_keys, live_metrics
@@ -103,3 +105,17 @@ def _percentiles(values: np.ndarray) -> list[float]:
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return [float(low), float(high)]
+
+
+@dataclass(frozen=True)
+class LiveQuality:
+    """The window's labelled rows: the live metrics over all of them (or the sample's, see
+    `sampled`) with their intervals, and the sample's labelled rows (target renamed) for
+    Evidently's quality preset, or None below the minimum."""
+
+    labelled_rows: int
+    metrics: dict[str, float]
+    frame: pd.DataFrame | None
+    intervals: dict[str, list[float]]
+    rows: int = 0  # pairs the metrics were computed on
+    sampled: bool = False

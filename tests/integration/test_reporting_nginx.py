@@ -15,8 +15,9 @@ import pytest
 
 from lifecycle.data.synthetic import generate_churn
 from lifecycle.model.predictor import FeatureSpec
-from reporting.builder import report_files, write_atomic
+from reporting.builder import report_files
 from reporting.drift import build_drift_report
+from reporting.files import write_atomic
 from reporting.index import write_index
 from tests.fixtures.servers import require_binary
 

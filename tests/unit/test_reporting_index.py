@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reporting.builder import report_files, write_atomic
+from reporting.builder import report_files
 from reporting.charts import COLOR
+from reporting.files import write_atomic
 from reporting.index import (
     daily_metric,
     load_summaries,
