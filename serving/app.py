@@ -19,12 +19,12 @@ from fastapi import FastAPI
 from lifecycle.core.errors import SharedServerError
 from lifecycle.core.settings import Settings, get_settings
 from lifecycle.stores.prediction_store import PredictionStore
+from serving.asgi.router import PredictionRoutes
 from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import ServingMetrics
-from serving.routes import admin, feedback, health
-from serving.routes.predict import PredictionRoutes
+from serving.routes import admin, feedback, health, predict
 from serving.schemas import openapi
 from serving.shadow import Challenger, challenging
 
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so it runs first: the prediction routes skip FastAPI's per-request machinery.
-    app.add_middleware(PredictionRoutes, state=app.state)
+    app.add_middleware(PredictionRoutes, state=app.state, match=predict.match)
     return app
 
 

@@ -2,8 +2,8 @@
 `deps.py`): the app's parts (settings, holder, store, logger, metrics) and the API-key check, so
 each route says what it uses in its signature.
 
-The prediction routes are a plain ASGI layer (`serving.routes.predict`), outside FastAPI's
-dependency solving for speed; they call `check_key` themselves.
+The prediction routes are a plain ASGI chain (`serving.asgi`), outside FastAPI's
+dependency solving for speed; its `KeyAuth` piece calls `check_key`.
 """
 
 from __future__ import annotations

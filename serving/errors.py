@@ -48,13 +48,16 @@ def json_response(
     content: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """orjson-encoded JSON (numpy arrays and datetimes included)."""
+    return Response(encode_json(content), status_code=status, media_type=JSON, headers=headers)
+
+
+def encode_json(content: Any) -> bytes:
     try:
-        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:
         # Error bodies may echo client text that orjson refuses (lone surrogates, huge ints);
         # the standard library escapes those.
-        body = json.dumps(content, default=str).encode()
-    return Response(body, status_code=status, media_type=JSON, headers=headers)
+        return json.dumps(content, default=str).encode()
 
 
 def render(exc: ApiError) -> Response:
@@ -68,6 +71,14 @@ def render(exc: ApiError) -> Response:
         if exc.field is not None:
             body["field"] = exc.field
     return json_response(body, exc.status, exc.headers or None)
+
+
+def render_error(exc: ApiError, style: str = "ours") -> bytes:
+    """The error's body in a route's style: ours or MLflow's (`render`), or the Open Inference
+    Protocol's `{"error": message}` ("v2")."""
+    if style == "v2":
+        return encode_json({"error": exc.detail})
+    return bytes(render(exc).body)
 
 
 def from_validation(

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -35,11 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
-from lifecycle.core.waiting import WaitTimeout, wait_until
 from lifecycle.stores import journal
 from lifecycle.stores.journal import JournalEntry
+from serving.shipper_process import ShipperProcess
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +82,9 @@ class PredictionLogger:
         # Sealed segments not yet confirmed by the shipper: name -> documents in it.
         self._sealed: dict[str, int] = {}
         self._mongo_up = True
-        self._shipper: subprocess.Popen | None = None
-        self._shipper_started = 0.0
-        self._messages = b""
+        self._shipper = ShipperProcess(
+            spool_dir, self._pid, mongo_uri, mongo_db, retry_seconds, self._apply_all
+        )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -136,7 +132,7 @@ class PredictionLogger:
     def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._seal_leftovers()
-        self._start_shipper()
+        self._shipper.start()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -152,31 +148,7 @@ class PredictionLogger:
             self._thread = None
         else:  # never started: still journal what was accepted
             self._flush(final=True)
-        shipper, self._shipper = self._shipper, None
-        if shipper is None:
-            return
-        if shipper.stdin is not None:
-            shipper.stdin.close()  # end of file: the shipper makes its final round and exits
-
-        def exit_code() -> int | None:
-            self._read_messages(shipper)  # keeps its pipe from filling up while it finishes
-            return shipper.poll()
-
-        try:
-            wait_until(
-                exit_code,
-                "the prediction shipper to finish its final round",
-                self.shutdown_seconds + 5,
-                interval=0.02,
-                done=lambda code: code is not None,
-            )
-        except WaitTimeout:
-            log.warning("prediction shipper still busy at shutdown; the journal keeps the rest")
-            shipper.kill()
-            shipper.wait()
-        self._read_messages(shipper)
-        if shipper.stdout is not None:
-            shipper.stdout.close()
+        self._shipper.stop(self.shutdown_seconds + 5)
         self._notify()
 
     # -- writer thread --------------------------------------------------------------------------
@@ -185,17 +157,17 @@ class PredictionLogger:
             stop = self._stopping.wait(self.flush_seconds)
             try:
                 self._flush(final=stop)
-                if not stop:
-                    self._supervise()
+                if not stop and self._shipper.restart_if_dead():
+                    with self._lock:
+                        if self._sealed:
+                            self._shipper.wake()
             except Exception:  # the writer must outlive any one bad batch; it is logged
                 log.exception("prediction log writer error")
             if stop:
                 break
 
     def _flush(self, final: bool = False) -> None:
-        shipper = self._shipper
-        if shipper is not None:
-            self._read_messages(shipper)
+        self._shipper.read()
         # Only what was there at the start of the cycle, in one write.
         count = len(self._buffer)
         if count:
@@ -244,7 +216,7 @@ class PredictionLogger:
         self._sealed[sealed.name] = self._open_count
         self._open, self._open_path = None, None
         self._open_count, self._open_bytes = 0, 0
-        self._wake_shipper()
+        self._shipper.wake()
 
     def _backlog(self) -> int:
         return self._open_count + sum(self._sealed.values())
@@ -260,73 +232,11 @@ class PredictionLogger:
             if path.name.endswith(journal.SEALED):
                 self._sealed[path.name] = journal.count_documents(path)
 
-    # -- the shipper process --------------------------------------------------------------------
-    def _start_shipper(self) -> None:
-        # The child reads the same settings object; only the MongoDB target is handed over
-        # explicitly, since the app may run with settings that are not the environment's.
-        env = {**os.environ, "MONGO_URI": self.mongo_uri, "MLOPS_MONGO_DB": self.mongo_db}
-        command = [
-            sys.executable,
-            "-m",
-            "serving.shipper",
-            "--dir",
-            str(self.spool_dir),
-            "--owner",
-            str(self._pid),
-            "--retry-seconds",
-            str(self.retry_seconds),
-        ]
-        self._shipper = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        assert self._shipper.stdout is not None
-        os.set_blocking(self._shipper.stdout.fileno(), False)
-        self._shipper_started = time.monotonic()
-
-    def _supervise(self) -> None:
-        """A shipper that died is restarted (at most every 5 s); the journal kept its work."""
-        shipper = self._shipper
-        if shipper is None or shipper.poll() is None:
-            return
-        if time.monotonic() - self._shipper_started < 5:
-            return
-        log.warning("prediction shipper exited with %s; restarting it", shipper.returncode)
-        self._read_messages(shipper)
-        self._start_shipper()
+    # -- the shipper's reports ------------------------------------------------------------------
+    def _apply_all(self, messages: list[dict[str, Any]]) -> None:
         with self._lock:
-            if self._sealed:
-                self._wake_shipper()
-
-    def _wake_shipper(self) -> None:
-        shipper = self._shipper
-        if shipper is None or shipper.stdin is None:
-            return
-        try:
-            shipper.stdin.write(b"\n")
-            shipper.stdin.flush()
-        except (BrokenPipeError, ValueError):  # it died; _supervise restarts it
-            pass
-
-    def _read_messages(self, shipper: subprocess.Popen) -> None:
-        stream = shipper.stdout
-        if stream is None or stream.closed:
-            return
-        data = b""
-        while True:
-            try:
-                block = os.read(stream.fileno(), 1 << 16)
-            except BlockingIOError:
-                break
-            if not block:
-                break
-            data += block
-        if not data:
-            return
-        lines = (self._messages + data).split(b"\n")
-        self._messages = lines.pop()  # a partial last line waits for the rest
-        with self._lock:
-            for line in lines:
-                self._apply(orjson.loads(line))
+            for message in messages:
+                self._apply(message)
 
     def _apply(self, message: dict[str, Any]) -> None:
         if "shipped" in message:

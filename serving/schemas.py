@@ -105,7 +105,7 @@ _ERRORS = {
     "422": {"description": "a record does not fit the model: the field is named"},
     "503": {"description": "no model loaded yet (the reason is given)"},
 }
-# The prediction routes are served by a plain ASGI layer (serving.routes.predict), so their
+# The prediction routes are served by a plain ASGI chain (serving.asgi), so their
 # OpenAPI entries are written here rather than derived from FastAPI routes.
 PREDICTION_PATHS: dict[str, Any] = {
     "/predict": {

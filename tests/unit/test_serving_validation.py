@@ -11,7 +11,7 @@ from lifecycle.core.errors import InputValidationError, UnseenCategoryError
 from lifecycle.data.synthetic import generate_churn
 from lifecycle.model.predictor import FeatureSpec
 from serving.errors import ApiError
-from serving.routes.predict import mlflow_records, parse_csv
+from serving.routes.mlflow_input import mlflow_records, parse_csv
 from serving.validation import RecordValidator
 
 
