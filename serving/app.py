@@ -19,12 +19,13 @@ from fastapi import FastAPI
 from lifecycle.core.errors import SharedServerError
 from lifecycle.core.settings import Settings, get_settings
 from lifecycle.stores.prediction_store import PredictionStore
+from serving.asgi.call import Route
 from serving.asgi.router import PredictionRoutes
 from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
 from serving.metrics import ServingMetrics
-from serving.routes import admin, feedback, health, predict
+from serving.routes import admin, feedback, health, predict, v2
 from serving.schemas import openapi
 from serving.shadow import Challenger, challenging
 
@@ -35,6 +36,9 @@ DESCRIPTION = """Predictions from the model the registry alias points to (`MLOPS
 * `POST /predict`: one record or a list; predictions, probabilities, one `prediction_id` per row.
 * `POST /invocations`: the MLflow scoring protocol (drop-in for `mlflow models serve`).
 * `POST /v1/models/{name}:predict`: KServe v1.
+* `POST /v2/models/{name}[/versions/{version}]/infer`: the Open Inference Protocol (KServe v2,
+  Triton): one tensor per feature column, as MLServer's pandas codec; `GET /v2/...` for health,
+  metadata and readiness.
 * `POST /feedback`: ground truth for earlier predictions.
 """
 
@@ -117,14 +121,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.challenger = Challenger.from_settings(settings, metrics)
     app.state.logger = None
     app.state.store = None
-    for module in (feedback, admin, health):
+    for module in (feedback, admin, health, v2):
         app.include_router(module.router)
     install_handlers(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so it runs first: the prediction routes skip FastAPI's per-request machinery.
-    app.add_middleware(PredictionRoutes, state=app.state, match=predict.match)
+    app.add_middleware(PredictionRoutes, state=app.state, match=hot_route)
     return app
+
+
+def hot_route(path: str) -> Route | None:
+    """The prediction routes `serving.asgi` answers itself: ours, MLflow's, KServe v1 and v2."""
+    return predict.match(path) or v2.match(path)
 
 
 def _ensure_indexes(store: PredictionStore, ttl_days: int | None) -> None:

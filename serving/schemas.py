@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from serving.routes import v2_docs
+
 RECORD_REF = {"$ref": "#/components/schemas/Record"}
 RECORDS = {"type": "array", "items": RECORD_REF, "minItems": 1}
 
@@ -196,6 +198,7 @@ def openapi(app: FastAPI) -> dict[str, Any]:
         examples = {}
     doc.setdefault("components", {}).setdefault("schemas", {})["Record"] = record
     doc.setdefault("paths", {}).update(PREDICTION_PATHS)
+    doc["paths"].update(v2_docs.paths(model))
     for path, method, key in (
         ("/predict", "post", "record"),
         ("/invocations", "post", "dataframe_records"),

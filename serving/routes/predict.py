@@ -39,19 +39,24 @@ def invalid(exc: InputValidationError, call: Call) -> ApiError:
 
 
 async def predict_records(
-    call: Call, records: list[Any], endpoint: str, raw: bytes | None = None
+    call: Call,
+    records: list[Any],
+    endpoint: str,
+    raw: bytes | None = None,
+    pinned: LoadedModel | None = None,
 ) -> tuple[LoadedModel, list[Any], Any, list[str], list[dict[str, Any]]]:
     """Validate → predict → count → log. Returns (model, labels, probabilities, ids, unseen).
 
     `raw`: the request body when it is exactly the records as JSON (a record or a list); the
     log keeps those bytes instead of the parsed records, which then die with the request.
+    `pinned`: the version the client addressed (v2); it answers, with no canary or shadow.
     """
     t0 = time.perf_counter()
     state = call.state
-    model = state.holder.require()
+    model = pinned or state.holder.require()
     shadow = None
     challenger = getattr(state, "challenger", None)  # serving.shadow: shadow and canary
-    if challenger is not None:
+    if challenger is not None and pinned is None:
         model, shadow = challenger.route(model, call.headers)
     unseen: list[Any] | None = [] if state.settings.unseen_category == "missing" else None
     try:
