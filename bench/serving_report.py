@@ -14,7 +14,7 @@ def show(name: str, runs: list[dict[str, float]]) -> None:
 def report(r: dict[str, Any], duration: int, runs: int) -> None:
     peer, on, off = r["mlflow"], r["ours_predict_log_on"], r["ours_predict_log_off"]
     inv, spool = r["ours_invocations_log_on"], r["ours_predict_log_spool"]
-    shadow = r["ours_predict_log_shadow"]
+    shadow, v2 = r["ours_predict_log_shadow"], r["ours_v2_infer_log_on"]
     ratio = on["rps"] / peer["rps"]
     log_share = on["rps"] / off["rps"]
     print(
@@ -27,6 +27,7 @@ def report(r: dict[str, Any], duration: int, runs: int) -> None:
         ("ours /predict, prediction log on", on),
         ("ours /predict, prediction log off", off),
         ("ours /invocations, prediction log on", inv),
+        ("ours /v2/models/{name}/infer, log on", v2),
         ("ours /predict, log on, MongoDB down", spool),
         ("ours /predict, same + shadow challenger", shadow),
     ):
@@ -43,6 +44,11 @@ def report(r: dict[str, Any], duration: int, runs: int) -> None:
             f"logging on / off                   {log_share:8.1%}",
             "(target >= 90 %)",
             log_share >= 0.9,
+        ),
+        (
+            f"v2 infer / /predict (one row, log on)  {v2['rps'] / on['rps']:6.1%}",
+            "(target >= 80 %)",
+            v2["rps"] / on["rps"] >= 0.8,
         ),
         (f"logging, MongoDB down (journal) / off {spool['rps'] / off['rps']:6.1%}", "", True),
         (
@@ -74,3 +80,24 @@ def report(r: dict[str, Any], duration: int, runs: int) -> None:
     for text, target, ok in checks:
         mark = "" if not target else ("  ok" if ok else "  MISSED")
         print(f"  {text} {target}{mark}")
+
+
+def report_compare(r: dict[str, dict[str, float]], duration: int, runs: int) -> None:
+    """`--compare`: each tree's /predict, this tree's /v2 infer, and their ratios."""
+    print(
+        f"serving, trees compared (one-row requests, wrk -t1 -c8, {duration} s, median of"
+        f" {runs} interleaved runs, 1 worker each, prediction log to the journal):"
+    )
+    print(f"  {'server':60} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, m in r.items():
+        print(f"  {name:60} {m['rps']:9.0f} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f}")
+    ours = r["this tree /predict"]["rps"]
+    for name, m in r.items():
+        if name.endswith(" /predict") and name != "this tree /predict":
+            ratio = ours / m["rps"]
+            ok = "ok" if abs(ratio - 1) <= 0.03 else "MISSED"
+            print(f"  this tree / {name}: {ratio:7.1%} (target within 3 %)  {ok}")
+    v2 = [m["rps"] for name, m in r.items() if name.startswith("this tree /v2/")]
+    if v2:
+        ok = "ok" if v2[0] / ours >= 0.8 else "MISSED"
+        print(f"  v2 infer / /predict (this tree): {v2[0] / ours:7.1%} (target >= 80 %)  {ok}")
