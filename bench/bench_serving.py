@@ -208,7 +208,20 @@ def run_compare(
                 measured[f"{label} {path}"].append(wrk(base + path, bodies[body], duration, work))
         for name, done in measured.items():
             show(name, done)
-        return {name: median_runs(done) for name, done in measured.items()}
+        results: dict[str, Any] = {name: median_runs(done) for name, done in measured.items()}
+        # Per round, each ratio of two runs taken seconds apart: a machine that gets busier
+        # or quieter between rounds moves both alike (the median of these is the fairer one).
+        ours = measured["this tree /predict"]
+        paired = {
+            f"this tree / {name}": measured[name]
+            for name in measured
+            if name != "this tree /predict"
+        }
+        results["paired_ratios"] = {
+            label: statistics.median(a["rps"] / b["rps"] for a, b in zip(ours, runs, strict=True))
+            for label, runs in paired.items()
+        }
+        return results
     finally:
         for proc, _ in servers.values():
             stop_process(proc, timeout=60)

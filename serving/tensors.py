@@ -10,9 +10,9 @@ raises `InputValidationError` naming the input; the records then go through the 
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,11 @@ NUMPY_TYPES = {
 INTEGER_TYPES = frozenset(k for k in NUMPY_TYPES if "INT" in k)
 NUMBER_TYPES = INTEGER_TYPES | {"FP16", "FP32", "FP64"}
 OUTPUTS = ("predict", "predict_proba")
+_NONE = type(None)
+# The JSON types each datatype's values may have (exact types: a bool is no integer here).
+_VALUE_TYPES = {"BYTES": {str, _NONE}, "BOOL": {bool, _NONE}}
+_VALUE_TYPES.update({t: {int, _NONE} for t in INTEGER_TYPES})
+_VALUE_TYPES.update({t: {int, float, _NONE} for t in ("FP16", "FP32", "FP64")})
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,9 @@ def decode_request(payload: Any, validator: RecordValidator, binary: bytes = b""
         raise InputValidationError("id", "expected a string")
     columns: dict[str, list[Any]] = {}
     offset = 0
+    accepted = _accepted(validator)
     for i, tensor in enumerate(tensors):
-        name, values, offset = _column(tensor, i, validator, binary, offset)
+        name, values, offset = _column(tensor, i, accepted, binary, offset)
         if name in columns:
             raise InputValidationError(name, "this input is given twice")
         columns[name] = values
@@ -81,27 +87,56 @@ def decode_request(payload: Any, validator: RecordValidator, binary: bytes = b""
     return InferInput(records, request_id, _outputs(payload.get("outputs"), rows))
 
 
+@functools.lru_cache(maxsize=16)
+def _accepted(validator: RecordValidator) -> dict[str, tuple[Column, dict[str, set[type]]]]:
+    """Each feature's column by name, with the JSON value types of each datatype it accepts
+    (once per loaded model, not per request)."""
+    found = {}
+    for c in validator.columns:
+        allowed = ("BYTES",) if c.kind == "categorical" else NUMBER_TYPES
+        found[c.name] = (c, {t: _VALUE_TYPES[t] for t in allowed})
+    return found
+
+
 def _column(
-    tensor: Any, index: int, validator: RecordValidator, binary: bytes, offset: int
+    tensor: Any, index: int, accepted: dict[str, Any], binary: bytes, offset: int
 ) -> tuple[str, list[Any], int]:
-    """One input tensor → (its feature name, its values, where the next binary data starts)."""
-    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+    """One input tensor → (its feature name, its values, where the next binary data starts).
+
+    The usual tensor (known name and datatype, shape [rows, 1], flat JSON data of the right
+    types) is taken as it is; anything else goes through `_checked_column`, which names what is
+    wrong."""
+    if type(tensor) is dict and "parameters" not in tensor:
+        name, shape, data = tensor.get("name"), tensor.get("shape"), tensor.get("data")
+        found = accepted.get(name) if type(name) is str else None
+        value_types = found[1].get(tensor.get("datatype")) if found is not None else None
+        if (
+            value_types is not None
+            and type(data) is list
+            and type(shape) is list
+            and len(shape) == 2
+            and shape[0] == len(data)
+            and type(shape[0]) is int
+            and type(shape[1]) is int
+            and shape[1] == 1
+            and all(type(v) in value_types for v in data)
+        ):
+            return name, data, offset
+    return _checked_column(tensor, index, accepted, binary, offset)
+
+
+def _checked_column(
+    tensor: Any, index: int, accepted: dict[str, Any], binary: bytes, offset: int
+) -> tuple[str, list[Any], int]:
+    name = tensor.get("name") if isinstance(tensor, dict) else None
+    if not isinstance(name, str):
         raise InputValidationError(f"inputs[{index}]", "expected a tensor with a string name")
-    name = tensor["name"]
-    column = next((c for c in validator.columns if c.name == name), None)
-    if column is None:
-        known = [c.name for c in validator.columns]
-        raise InputValidationError(name, f"unknown input; this model takes {known}")
+    if name not in accepted:
+        raise InputValidationError(name, f"unknown input; this model takes {list(accepted)}")
+    column = accepted[name][0]
     datatype = tensor.get("datatype")
     _check_datatype(name, datatype, column)
-    shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape) or not shape:
-        raise InputValidationError(name, "shape: expected a list of non-negative integers")
-    size = math.prod(shape)
-    if size != shape[0]:
-        raise InputValidationError(
-            name, f"shape {shape}: one column per input, [rows] or [rows, 1]"
-        )
+    size = _size(name, tensor.get("shape"))
     parameters = tensor.get("parameters") or {}
     length = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if length is not None:
@@ -115,10 +150,27 @@ def _column(
     else:
         raise InputValidationError(name, "expected 'data' (or binary data)")
     if len(values) != size:
-        raise InputValidationError(
-            name, f"shape {shape} holds {size} values; data has {len(values)}"
-        )
+        shape = tensor["shape"]
+        raise InputValidationError(name, f"shape {shape} holds {size} values, data {len(values)}")
     return name, values, offset
+
+
+def _size(name: str, shape: Any) -> int:
+    """The number of values a one-column shape holds: [rows] or [rows, 1]."""
+    if (  # the usual case, checked cheaply
+        type(shape) is list
+        and 1 <= len(shape) <= 2
+        and type(shape[0]) is int
+        and shape[0] >= 0
+        and (len(shape) == 1 or (type(shape[1]) is int and shape[1] == 1))
+    ):
+        return shape[0]
+    if not isinstance(shape, list) or not shape or not all(_is_count(d) for d in shape):
+        raise InputValidationError(name, "shape: expected a list of non-negative integers")
+    size = math.prod(shape)
+    if size != shape[0]:
+        raise InputValidationError(name, f"shape {shape}: one column per input, [rows, 1]")
+    return size
 
 
 def _is_count(value: Any) -> bool:
@@ -136,31 +188,23 @@ def _check_datatype(name: str, datatype: Any, column: Column) -> None:
 
 
 def _flatten(name: str, data: Any) -> list[Any]:
-    if not isinstance(data, list):
+    if type(data) is not list:
         raise InputValidationError(name, "data: expected a list")
-    if not any(isinstance(v, list) for v in data):
-        return data
+    if not data or type(data[0]) is not list:
+        return data  # flat; a list further on is refused by _check_values
     flat: list[Any] = []
     for row in data:  # nested row-major: [[v], [v], ...]
-        if not isinstance(row, list) or any(isinstance(v, list) for v in row):
+        if type(row) is not list or any(type(v) is list for v in row):
             raise InputValidationError(name, "data: expected [v, ...] or [[v], ...]")
         flat.extend(row)
     return flat
 
 
-def _check_values(name: str, datatype: str, values: Iterable[Any]) -> None:
-    if datatype == "BYTES":
-        ok: tuple[type, ...] = (str,)
-    elif datatype == "BOOL":
-        ok = (bool,)
-    else:
-        ok = (int,) if datatype in INTEGER_TYPES else (int, float)
+def _check_values(name: str, datatype: str, values: list[Any]) -> None:
+    ok = _VALUE_TYPES[datatype]
     for value in values:
-        if value is None:
-            continue
-        if not isinstance(value, ok) or (datatype != "BOOL" and isinstance(value, bool)):
-            text = repr(value)[:40]
-            raise InputValidationError(name, f"data: {datatype} tensor holds {text}")
+        if type(value) not in ok:
+            raise InputValidationError(name, f"data: {datatype} tensor holds {repr(value)[:40]}")
 
 
 def _from_binary(name: str, datatype: str, data: bytes) -> list[Any]:
