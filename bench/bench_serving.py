@@ -202,8 +202,11 @@ def run_compare(
         jobs = [(label, "/predict", "predict") for label in labels]
         jobs.append(("this tree", v2_path, "v2"))
         measured: dict[str, list[dict[str, float]]] = {f"{a} {b}": [] for a, b, _ in jobs}
-        for _ in range(runs):
-            for label, path, body in jobs:
+        for round_ in range(runs):
+            # Each round starts one slot later: a slot that is systematically faster or slower
+            # (the run after the v2 run, say) is shared by every server instead of one.
+            shift = round_ % len(jobs)
+            for label, path, body in jobs[shift:] + jobs[:shift]:
                 base = servers[label][1]
                 measured[f"{label} {path}"].append(wrk(base + path, bodies[body], duration, work))
         for name, done in measured.items():
