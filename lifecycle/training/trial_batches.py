@@ -69,8 +69,11 @@ class BatchedTPE:
 
     @property
     def asked(self) -> int:
-        """Suggestions made so far (every one is a trial document, told or not)."""
-        return len(self.trials.trials)
+        """Suggestions made so far, told or not, failed ones included: every trial document.
+        Not `len(trials.trials)`: hyperopt's `refresh` leaves failed (JOB_STATE_ERROR) documents
+        out of it, so each failure would be asked again, and a search whose trials keep failing
+        (its workers gone) would never end."""
+        return len(self.trials._dynamic_trials)
 
     def _start(self, doc: dict[str, Any]) -> Suggestion:
         """Mark a new trial running; its parameters as the objective would receive them."""

@@ -98,3 +98,19 @@ def test_window_same_seed_same_sequence_whatever_order_trials_finish_in() -> Non
     backwards = _windowed(4, seed=11, finish_order=list(reversed(range(TRIALS))))
     assert in_order == backwards
     assert in_order != _windowed(4, seed=12)
+
+
+def test_window_search_ends_after_its_trials_when_every_trial_fails() -> None:
+    # A cluster whose workers are gone: every trial fails. The search makes exactly TRIALS
+    # suggestions and ends; a failed trial is counted, not asked again (hyperopt leaves failed
+    # documents out of `Trials.trials`, which made `asked` shrink with every failure).
+    tpe_ = BatchedTPE(SPACE, seed=9)
+    submitted: list[int] = []
+
+    def submit(suggestion: Suggestion) -> int:
+        submitted.append(suggestion.number)
+        assert len(submitted) <= TRIALS, "a failed trial was asked again"
+        return suggestion.number
+
+    search_in_window(tpe_, TRIALS, 4, submit, lambda suggestion, handle: None)
+    assert submitted == list(range(TRIALS)) and tpe_.asked == TRIALS
