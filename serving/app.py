@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,6 +19,7 @@ from lifecycle.core.settings import Settings, get_settings
 from lifecycle.stores.prediction_store import PredictionStore
 from serving.asgi.call import Route
 from serving.asgi.router import PredictionRoutes
+from serving.asgi.traffic import RequestMetrics
 from serving.errors import install_handlers
 from serving.holder import ModelHolder
 from serving.logger import PredictionLogger
@@ -43,32 +42,9 @@ DESCRIPTION = """Predictions from the model the registry alias points to (`MLOPS
 """
 
 
-class MetricsMiddleware:
-    """Counts every request by route template and status, and times it (pure ASGI: cheap)."""
-
-    def __init__(self, app: Any, metrics: ServingMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+def _route_path(scope: dict) -> str:
+    """FastAPI's matched route template ("unmatched" for a 404)."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -125,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_handlers(app)
     app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, endpoint=_route_path)
     # Added last, so it runs first: the prediction routes skip FastAPI's per-request machinery.
     app.add_middleware(PredictionRoutes, state=app.state, match=hot_route)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lifecycle.core.errors import ModelNotReadyError
@@ -11,14 +12,26 @@ from serving.deps import check_key
 from serving.errors import ApiError, render_error
 
 
-class RequestMetrics:
-    """Counts every answer by route template and status, and times it."""
+def _call_template(scope: dict) -> str:
+    return scope[CALL].route.template
 
-    def __init__(self, app: Any, metrics: Any) -> None:
+
+class RequestMetrics:
+    """Counts every answer by route template and status, and times it. `endpoint` names the
+    route from the scope: the fast path's own call by default; FastAPI's matched route for the
+    rest of the app (serving.app)."""
+
+    def __init__(
+        self, app: Any, metrics: Any, endpoint: Callable[[dict], str] = _call_template
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.endpoint = endpoint
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan and websockets are not requests
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
 
@@ -31,8 +44,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            template = scope[CALL].route.template
-            self.metrics.observe_request(template, status, time.perf_counter() - start)
+            self.metrics.observe_request(self.endpoint(scope), status, time.perf_counter() - start)
 
 
 class ErrorRendering:
