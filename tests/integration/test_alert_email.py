@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
@@ -19,14 +18,13 @@ from typing import Any
 import pytest
 
 from lifecycle.core.settings import Settings
-from lifecycle.core.times import utcnow
 from lifecycle.core.waiting import wait_until
-from lifecycle.stores.prediction_store import PredictionStore
 from monitoring.config import alertmanager_config, prometheus_config, rule_files
 from monitoring.exporter import serve_exporter
 from tests.fixtures.monitoring import (
     hours_ago,
     register_version,
+    seed_report,
     short_rules,
     start_alertmanager,
     start_prometheus,
@@ -77,27 +75,7 @@ def _seed(settings: Settings) -> None:
     metrics = {"accuracy": 0.97, "f1": 0.9}
     register_version(settings.mlflow_tracking_uri, settings.model_name, hours_ago(1), "champion",
                      metrics)  # fmt: skip
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
-    now = utcnow()
-    store.insert_report(
-        {
-            "model_name": settings.model_name,
-            "model_version": "1",
-            "window_start": now - timedelta(hours=3),
-            "window_end": now,
-            "rows": 500,
-            "labelled_rows": 200,
-            "drift_share": 0.0,
-            "drifted_columns": [],
-            "metrics": {"accuracy": 0.89},
-            "primary_metric": "accuracy",
-            "html_path": "r.html",
-            "json_path": "r.json",
-            "sampled": False,
-            "created_at": now,
-        }
-    )
-    store.close()
+    seed_report(settings.mongo_uri, settings.mongo_db, settings.model_name, "1")
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,13 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lifecycle.core.settings import Settings
-from lifecycle.core.times import utcnow
 from lifecycle.core.waiting import wait_until
-from lifecycle.stores.prediction_store import PredictionStore
 from monitoring.config import (
     DASHBOARDS_DIR,
     alertmanager_config,
@@ -34,6 +31,7 @@ from tests.fixtures.monitoring import (
     hours_ago,
     http_get_json,
     register_version,
+    seed_report,
     short_rules,
     start_alertmanager,
     start_prometheus,
@@ -69,27 +67,10 @@ def _seed(settings: Settings) -> None:
     register_version(uri, name, hours_ago(64), "previous", {"accuracy": 0.86})
     metrics = {"accuracy": 0.91, "f1": 0.84, "roc_auc": 0.95, "log_loss": 0.3}
     register_version(uri, name, hours_ago(40), "champion", metrics)
-    store = PredictionStore(settings.mongo_uri, settings.mongo_db)
-    now = utcnow()
-    store.insert_report(
-        {
-            "model_name": name,
-            "model_version": "2",
-            "window_start": now - timedelta(hours=3),
-            "window_end": now,
-            "rows": 500,
-            "labelled_rows": 200,
-            "drift_share": 0.1,
-            "drifted_columns": ["tenure"],
-            "metrics": {"accuracy": 0.89, "f1": 0.8},
-            "primary_metric": "accuracy",
-            "html_path": "r.html",
-            "json_path": "r.json",
-            "sampled": False,
-            "created_at": now,
-        }
-    )
-    store.close()
+    seed_report(
+        settings.mongo_uri, settings.mongo_db, name, "2",
+        drift_share=0.1, drifted_columns=["tenure"], metrics={"accuracy": 0.89, "f1": 0.8},
+    )  # fmt: skip
 
 
 def _start_prometheus(work: Path, exporter: ExporterServer, alertmanager: Daemon) -> Daemon:
