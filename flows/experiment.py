@@ -7,6 +7,7 @@ document, the index, the exporter, `mlops status` and `mlops experiment` carry i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,12 +29,12 @@ from reporting.window import WindowData
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
-def compare_live(window: WindowData, metric: str) -> dict[str, Any]:
+def compare_live(window: WindowData, metric: str, classes: Sequence[Any] = ()) -> dict[str, Any]:
     """Per-version live metrics and the paired test over the window's live pairs, against the
-    current champion (an MLflow read: retried)."""
+    current champion (an MLflow read: retried). `classes`: the serving model's."""
     champion = registry.version_by_alias(registry.CHAMPION, get_settings())
     champion_version = str(champion.version) if champion is not None else None
-    return compare_pairs(window.live, champion_version, task_of(metric), metric)
+    return compare_pairs(window.live, champion_version, task_of(metric), metric, classes)
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), cache_policy=NO_CACHE)
@@ -105,8 +106,8 @@ def _live(comparison: dict[str, Any] | None, version: Any) -> experiment.LiveMet
 
 
 def task_of(metric: str) -> Task:
-    # Classification's live metric is accuracy whatever the class count: "binary" stands for
-    # every classifier here.
+    # A classifier's live metric is ROC AUC (binary) or accuracy, whatever the class count:
+    # "binary" stands for every classifier here.
     return "regression" if metric in REGRESSION_METRICS else "binary"
 
 

@@ -120,7 +120,8 @@ def build_reports(window: str | None = None, end: datetime | None = None) -> Any
     reference = load_reference(_report_version(data))
     # The live comparison comes first so the page shows it; the decisions need the report's
     # live metric, so they follow, and the JSON beside the page is written with them.
-    comparison = count_pairs(compare_live(data, live_metric_name(reference)), data.end)
+    metric, classes = live_metric_name(reference), reference.spec.classes
+    comparison = count_pairs(compare_live(data, metric, classes), data.end)
     summary = build_report(data, reference, label, comparison)
     summary["experiment"] = decide(summary, comparison)
     write_summary(summary)

@@ -1,9 +1,10 @@
 """`make demo`: the whole loop once, locally and finitely, with the servers it needs started and
 stopped by itself.
 
-v1 serves → concept drift starts and the report shows v1's live accuracy falling → a retrain on
-the production labels since the drift began → v2 goes to shadow → the report's paired test
-(McNemar) promotes it → the API swaps and live accuracy recovers. Nothing is promoted by hand.
+v1 serves → concept drift starts and the report shows v1's live ROC AUC and accuracy falling → a
+retrain on the production labels since the drift began → v2 goes to shadow → the report's
+sequential test on the paired answers promotes it → the API swaps and live accuracy recovers.
+Nothing is promoted by hand.
 Everything runs under `$MLOPS_HOME/demo`, on free loopback ports, through the same `mlops`
 commands a user types.
 """

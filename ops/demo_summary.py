@@ -1,5 +1,5 @@
-"""What the demo prints at its end: live accuracy before and after, the sequential test's
-decision, and each version's skill on the same drifted rows."""
+"""What the demo prints at its end: the primary metric and live accuracy before and after, the
+sequential test's decision, and each version's skill on the same drifted rows."""
 
 from __future__ import annotations
 
@@ -9,18 +9,21 @@ from lifecycle.core.settings import Settings
 
 
 def summary(before: dict[str, Any], comparison: dict[str, Any], after: list[Any]) -> None:
-    """Live accuracy before (the drifted window's report) and after (the last round, served by
-    the promoted version), and what the sequential test saw."""
+    """The primary metric (test, and live on the drifted window) and live accuracy before, live
+    accuracy after (the last round, served by the promoted version), and what the sequential
+    test saw."""
     running = (comparison.get("sequential") or {}).get("state") or {}
     pairs = sum(running.get(k, 0) for k in ("wins", "losses", "ties"))
     last = after[-1] if after else None
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    metric = before.get("primary_metric") or "metric"
+    accuracy = (before.get("metrics") or {}).get("accuracy")
     print(
-        f"\nv{before.get('model_version')}: test accuracy {fmt(before.get('test_metric'))}; "
-        f"live accuracy before {fmt(before.get('live_metric'))} (drifted window) -> after "
-        f"{fmt(last.accuracy if last else None)} (last round); sequential test "
-        f"{running.get('decision', 'n/a')} on {pairs} pairs; promoted on live evidence, "
-        "never by hand"
+        f"\nv{before.get('model_version')}: test {metric} {fmt(before.get('test_metric'))}; "
+        f"on the drifted window live {metric} {fmt(before.get('live_metric'))}, live accuracy "
+        f"{fmt(accuracy)} -> after {fmt(last.accuracy if last else None)} (last round); "
+        f"sequential test {running.get('decision', 'n/a')} on {pairs} pairs; promoted on live "
+        "evidence, never by hand"
     )
 
 

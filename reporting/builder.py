@@ -51,9 +51,12 @@ def report_files(reports_dir: Path, version: str, end: datetime) -> ReportFiles:
 
 
 def live_metric_name(reference: Reference) -> str:
-    """Accuracy for classifiers (it needs no probabilities); the primary metric otherwise."""
+    """The version's primary metric when labels and logged answers give it: ROC AUC for a binary
+    model ranked by it (from the probabilities logged with each answer), else accuracy for
+    classifiers; RMSE, MAE or R² for regression."""
     if reference.spec.is_classifier:
-        return "accuracy"
+        binary_auc = reference.spec.task == "binary" and reference.primary_metric == "roc_auc"
+        return "roc_auc" if binary_auc else "accuracy"
     return reference.primary_metric if reference.primary_metric in {"rmse", "mae", "r2"} else "rmse"
 
 
@@ -125,7 +128,9 @@ def live_quality(window: WindowData, reference: Reference, settings: Settings) -
     if pairs is None or len(pairs) < settings.report_min_labelled:
         return LiveQuality(labelled_rows, {}, None, {})
     spec = reference.spec
-    metrics, intervals = live_metrics_with_intervals(spec, pairs.actual, pairs.predicted)
+    metrics, intervals = live_metrics_with_intervals(
+        spec, pairs.actual, pairs.predicted, pairs.probabilities
+    )
     mask = window.labelled_mask
     keep = sample_positions(window.ids[mask], settings.report_max_rows)
     rows = window.frame[mask]

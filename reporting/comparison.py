@@ -12,49 +12,64 @@ predictions, 301,680 `_id` lookups, 38 s of a 46 s report.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from lifecycle.core.settings import Settings, Task
 from lifecycle.decisions import experiment
 from lifecycle.decisions.live_test import LiveExperiment, summary
+from reporting.drift import label_keys
 from reporting.window import LivePairs
 
 
 def compare_pairs(
-    pairs: LivePairs | None, champion: str | None, task: Task, metric: str
+    pairs: LivePairs | None,
+    champion: str | None,
+    task: Task,
+    metric: str,
+    classes: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """`{"live_versions": {version: LiveMetric as dict}, "paired": PairedTest as dict | None,
-    "champion": version, "metric": metric, "sampled": bool}` over the window's live pairs."""
-    answered: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
-    # challenger version -> (actual, champion's prediction, challenger's prediction)
-    paired_rows: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
-    rows = (
-        ()
-        if pairs is None
-        else zip(pairs.actual, pairs.predicted, pairs.versions, pairs.shadows, strict=True)
-    )
-    for actual, prediction, version, shadow in rows:
-        answered[version][0].append(actual)
-        answered[version][1].append(prediction)
+    "champion": version, "metric": metric, "sampled": bool}` over the window's live pairs.
+    `classes`: the model's classes; a binary model's ROC AUC reads the second's probability."""
+    answered: dict[str, _Rows] = defaultdict(_Rows)
+    paired_rows: dict[str, _Rows] = defaultdict(_Rows)  # challenger version -> its pairs
+    key = str(classes[1]) if task == "binary" and len(classes) == 2 else None
+    rows = () if pairs is None else zip(*_columns(pairs), strict=True)
+    for actual, prediction, version, shadow, proba in rows:
+        score = _score(proba, key)
+        answered[version].add(actual, prediction, score)
         if not shadow:
             continue
-        other = str(shadow["model_version"])
+        other, theirs = str(shadow["model_version"]), _score(shadow.get("probabilities"), key)
         if version == champion:
-            _pair(paired_rows[other], actual, prediction, shadow["prediction"])
+            paired_rows[other].add(actual, prediction, score, shadow["prediction"], theirs)
         elif other == champion:  # a canary request answered by the challenger
-            _pair(paired_rows[version], actual, shadow["prediction"], prediction)
+            paired_rows[version].add(actual, shadow["prediction"], theirs, prediction, score)
+    positive = label_keys([classes[1]])[0] if key is not None else None
+
+    def is_positive(rows: _Rows) -> np.ndarray:
+        return label_keys(rows.actual) == positive
+
     live = {
-        version: experiment.live_metric(version, task, metric, *rows).__dict__
-        for version, rows in answered.items()
+        version: experiment.live_metric(
+            version, task, metric, r.actual, r.first, r.first_scores, is_positive(r)
+        ).__dict__
+        for version, r in answered.items()
     }
     paired = None
     if paired_rows and champion is not None:
-        challenger, (y, a, s) = max(paired_rows.items(), key=lambda kv: len(kv[1][0]))
-        test = experiment.paired_test(champion, challenger, task, metric, y, a, s)
-        paired = test.to_dict()
+        challenger, r = max(paired_rows.items(), key=lambda kv: len(kv[1].actual))
+        scores = (r.first_scores, r.second_scores)
+        y, a, s, pos = r.actual, r.first, r.second, is_positive(r)
+        paired = experiment.paired_test(champion, challenger, task, metric, y, a, s, scores, pos)
+        paired = paired.to_dict()
         # The shadow's own live metric is on the rows it scored (they were not answered by it).
-        shadow_live = experiment.live_metric(challenger, task, metric, y, s).__dict__
-        live.setdefault(challenger, shadow_live)
+        shadow_live = experiment.live_metric(challenger, task, metric, y, s, scores[1], pos)
+        live.setdefault(challenger, shadow_live.__dict__)
     return {
         "champion": champion,
         "metric": metric,
@@ -64,10 +79,35 @@ def compare_pairs(
     }
 
 
-def _pair(rows: tuple[list, list, list], actual: Any, champion: Any, challenger: Any) -> None:
-    rows[0].append(actual)
-    rows[1].append(champion)
-    rows[2].append(challenger)
+@dataclass
+class _Rows:
+    """Labelled rows of one version (first) or of a champion (first) and its challenger (second):
+    the label, each side's answer and positive-class probability (NaN when not logged)."""
+
+    actual: list = field(default_factory=list)
+    first: list = field(default_factory=list)
+    first_scores: list = field(default_factory=list)
+    second: list = field(default_factory=list)
+    second_scores: list = field(default_factory=list)
+
+    def add(self, actual: Any, first: Any, score: float, second: Any = None, other=None) -> None:
+        self.actual.append(actual)
+        self.first.append(first)
+        self.first_scores.append(score)
+        self.second.append(second)
+        self.second_scores.append(np.nan if other is None else other)
+
+
+def _columns(pairs: LivePairs) -> tuple:
+    logged = pairs.probabilities
+    logged = [None] * len(pairs) if logged is None else logged
+    return pairs.actual, pairs.predicted, pairs.versions, pairs.shadows, logged
+
+
+def _score(probabilities: Any, key: str | None) -> float:
+    if key is None or not isinstance(probabilities, dict) or key not in probabilities:
+        return np.nan
+    return float(probabilities[key])
 
 
 def describe(comparison: dict[str, Any]) -> list[str]:

@@ -3,7 +3,8 @@
 The metric is computed exactly on the labelled rows (`reporting.drift.live_metrics`); its 95 %
 interval is a percentile bootstrap, vectorised: for classifiers the confusion matrix is
 resampled (a multinomial draw over its cells is a resample of the rows), for regression the
-rows' errors are.
+rows' errors are. A binary model's ROC AUC comes from the probabilities logged with each answer,
+on the rows that have them, with DeLong's interval (lifecycle.model.evaluation.roc_auc_interval).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lifecycle.model.evaluation import positive_scores, roc_auc_interval
 from lifecycle.model.predictor import FeatureSpec
 from reporting.drift import label_keys, live_metrics
 
@@ -23,9 +25,14 @@ REGRESSION_RESAMPLES = 200
 
 
 def live_metrics_with_intervals(
-    spec: FeatureSpec, actual: Any, predicted: Any, seed: int = 0
+    spec: FeatureSpec,
+    actual: Any,
+    predicted: Any,
+    probabilities: Any = None,
+    seed: int = 0,
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """(metrics, {metric: [low, high]}) over the labelled pairs; empty for no pairs."""
+    """(metrics, {metric: [low, high]}) over the labelled pairs; empty for no pairs.
+    `probabilities`: each row's logged {str(class): probability} (None where not logged)."""
     if len(actual) == 0:
         return {}, {}
     metrics = live_metrics(spec, actual, predicted)
@@ -34,7 +41,19 @@ def live_metrics_with_intervals(
         intervals = _regression_intervals(actual, predicted, rng)
     else:
         intervals = _classification_intervals(spec, actual, predicted, rng)
+    if spec.task == "binary" and probabilities is not None:
+        auc, low, high = live_roc_auc(spec, actual, probabilities)
+        if np.isfinite(auc):
+            metrics["roc_auc"], intervals["roc_auc"] = auc, [low, high]
     return metrics, {k: v for k, v in intervals.items() if k in metrics}
+
+
+def live_roc_auc(spec: FeatureSpec, actual: Any, probabilities: Any) -> tuple[float, float, float]:
+    """(ROC AUC, low, high) of a binary model on the labelled rows with logged probabilities;
+    NaNs when fewer than one row of each class has them."""
+    positive = str(spec.classes[1])
+    is_positive = label_keys(actual) == label_keys([spec.classes[1]])[0]
+    return roc_auc_interval(is_positive, positive_scores(probabilities, positive))
 
 
 def confusion_matrix(spec: FeatureSpec, actual: Any, predicted: Any) -> np.ndarray:

@@ -42,7 +42,7 @@ PROJECTION = {
 }
 # The labelled rows joined from `feedback` (the live pairs): what the metrics and the
 # comparison of versions need.
-PAIR_PROJECTION = {"model_version": 1, "prediction": 1, "shadow": 1}
+PAIR_PROJECTION = {"model_version": 1, "prediction": 1, "probabilities": 1, "shadow": 1}
 KEYED_PROJECTION = {**PROJECTION, SAMPLE_KEY: 1}
 UNKEYED = {SAMPLE_KEY: {"$exists": False}}
 # Rows per sample query: nx-27017 builds a query's whole result before it answers, and a query
@@ -53,7 +53,8 @@ CHUNK_ROWS = 5000
 @dataclass(frozen=True)
 class LivePairs:
     """The labelled rows the live metrics and the live comparison are computed on: id, actual,
-    the answer, the version that answered it and the shadow's score (None without one)."""
+    the answer, the version that answered it, the shadow's score (None without one) and the
+    answer's class probabilities ({str(class): probability}, None when not logged)."""
 
     ids: np.ndarray
     actual: np.ndarray
@@ -61,6 +62,7 @@ class LivePairs:
     versions: np.ndarray
     shadows: np.ndarray
     sampled: bool  # True: the labelled rows of the sample, not every label of the window
+    probabilities: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.actual)
@@ -249,6 +251,7 @@ def _live_pairs(store: PredictionStore, window: WindowData, max_labelled: int) -
         versions=column(str(d.get("model_version")) for d in docs),
         shadows=column(d.get("shadow") for d in docs),
         sampled=False,
+        probabilities=column(d.get("probabilities") for d in docs),
     )
 
 
@@ -262,6 +265,7 @@ def _sample_pairs(window: WindowData, sampled: bool) -> LivePairs:
         versions=window.versions[mask],
         shadows=window.shadows[mask],
         sampled=sampled,
+        probabilities=None if window.probabilities is None else window.probabilities[mask],
     )
 
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     primary_metric_override: str | None = Field(None, validation_alias="MLOPS_PRIMARY_METRIC")
     min_metric: float | None = Field(None, validation_alias="MLOPS_MIN_METRIC")
     max_metric: float | None = Field(None, validation_alias="MLOPS_MAX_METRIC")
+    # A classifier ranked by another metric (binary: ROC AUC) keeps its accuracy alerts: the
+    # exporter publishes these as accuracy's alert thresholds (they gate nothing).
+    min_accuracy: float | None = Field(0.70, validation_alias="MLOPS_MIN_ACCURACY")
+    max_accuracy: float | None = Field(0.995, validation_alias="MLOPS_MAX_ACCURACY")
     promotion_tolerance: float | None = Field(None, validation_alias="MLOPS_PROMOTION_TOLERANCE")
     load_retries: int = Field(3, ge=0, validation_alias="MLOPS_LOAD_RETRIES")
     load_retry_delay_seconds: float = Field(
@@ -204,10 +208,15 @@ class Settings(BaseSettings):
         return self.home / "spool"
 
     def primary_metric(self, task: Task) -> str:
-        """The metric that ranks trials and gates promotion for `task`."""
+        """The metric that ranks trials and gates promotion for `task`.
+
+        Binary: ROC AUC. A model that predicts the majority class for everyone scores 0.5 on it
+        whatever the class balance, and any model that ranks a positive above a negative more
+        often than not scores above 0.5; accuracy rates the same majority-class model at the
+        share of that class (0.86 under 14 % churn), above most models with skill."""
         if self.primary_metric_override:
             return self.primary_metric_override
-        return "rmse" if task == "regression" else "accuracy"
+        return {"regression": "rmse", "binary": "roc_auc"}.get(task, "accuracy")
 
     def metric_bounds(self, task: Task) -> tuple[float | None, float | None]:
         """(minimum, maximum) acceptable values of the primary metric: gate and alert bounds.

@@ -33,6 +33,7 @@ from lifecycle.core import events
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
 from lifecycle.decisions import checks, live_test, sequential
 from lifecycle.decisions.live_test import LiveExperiment, PairedCounts
+from lifecycle.model.evaluation import roc_auc_interval
 from lifecycle.stores import registry
 
 BOOTSTRAP = 200  # resamples for the interval of a metric other than accuracy
@@ -104,14 +105,25 @@ def paired_errors(champion_error: Sequence[float], challenger_error: Sequence[fl
 
 
 def live_metric(
-    version: str, task: Task, metric: str, actual: Sequence[Any], predicted: Sequence[Any]
+    version: str,
+    task: Task,
+    metric: str,
+    actual: Sequence[Any],
+    predicted: Sequence[Any],
+    scores: Sequence[float] | None = None,
+    positive: Sequence[bool] | None = None,
 ) -> LiveMetric:
     """The primary metric of one version on its labelled rows, with a 95 % interval (Wilson for
-    accuracy, a seeded bootstrap otherwise)."""
+    accuracy, DeLong for ROC AUC from `scores`, the positive class's logged probabilities, and
+    `positive`, the label is that class; a seeded bootstrap otherwise)."""
     y, p = np.asarray(actual), np.asarray(predicted)
     n = len(y)
     if n == 0:
         return LiveMetric(version, 0, None, None, None)
+    if metric == "roc_auc":
+        auc, low, high = _roc_auc(scores, positive)
+        found = np.isfinite(auc)
+        return LiveMetric(version, n, *((auc, low, high) if found else (None, None, None)))
     value = _metric(task, metric, y, p)
     if metric == "accuracy":
         from scipy.stats import binomtest
@@ -134,8 +146,11 @@ def paired_test(
     actual: Sequence[Any],
     champion_predicted: Sequence[Any],
     challenger_predicted: Sequence[Any],
+    scores: tuple[Sequence[float], Sequence[float]] | None = None,
+    positive: Sequence[bool] | None = None,
 ) -> PairedTest:
-    """McNemar (classification) or Wilcoxon on absolute errors (regression) over the pairs."""
+    """McNemar (classification) or Wilcoxon on absolute errors (regression) over the pairs.
+    `scores`: (champion's, challenger's) positive-class probabilities, for ROC AUC."""
     y = np.asarray(actual)
     a, s = np.asarray(champion_predicted), np.asarray(challenger_predicted)
     if task == "regression":
@@ -144,7 +159,11 @@ def paired_test(
     else:
         b, c, p = mcnemar(a == y, s == y)
         test = "mcnemar-exact"
-    values = [_metric(task, metric, y, x) if len(y) else None for x in (a, s)]
+    if metric == "roc_auc":
+        found = [_roc_auc(x, positive)[0] for x in (scores or (None, None))]
+        values = [float(v) if np.isfinite(v) else None for v in found]
+    else:
+        values = [_metric(task, metric, y, x) if len(y) else None for x in (a, s)]
     refused = checks.degenerate_reasons(task, y, s) if len(y) else []
     return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c, refused)
 
@@ -260,6 +279,15 @@ def _metric(task: Task, metric: str, y: np.ndarray, p: np.ndarray) -> float:
     if metric in LOWER_IS_BETTER:  # a classifier's lower-is-better metric needs probabilities
         return float(np.mean(y != p))
     return float(np.mean(y == p))
+
+
+def _roc_auc(
+    scores: Sequence[float] | None, positive: Sequence[bool] | None
+) -> tuple[float, float, float]:
+    """(AUC, low, high) on the rows with a score; NaNs without scores or with a single class."""
+    if scores is None or positive is None:
+        return float("nan"), float("nan"), float("nan")
+    return roc_auc_interval(positive, scores)
 
 
 def _interval(metric: LiveMetric | None) -> str:

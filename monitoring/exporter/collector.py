@@ -66,7 +66,8 @@ def report_window_seconds(settings: Settings) -> float | None:
 
 
 def threshold_samples(settings: Settings, context: dict[str, Any]) -> list[Sample]:
-    """The settings' alert thresholds, for the model's primary metric."""
+    """The settings' alert thresholds, for the model's primary metric and, for a classifier
+    ranked by another metric, for accuracy (MLOPS_MIN_ACCURACY / MLOPS_MAX_ACCURACY)."""
     model = {"model_name": settings.model_name}
     metric = context.get("primary_metric") or settings.primary_metric_override
     task: Task | None = context.get("task") or settings.task
@@ -80,11 +81,14 @@ def threshold_samples(settings: Settings, context: dict[str, Any]) -> list[Sampl
     window = report_window_seconds(settings)
     if window is not None:
         samples.append(Sample(names.REPORT_WINDOW_SECONDS, model, window))
-    low, high = settings.metric_bounds(task)
-    for bound, value in (("min", low), ("max", high)):
-        if value is not None:
-            labels = {**model, "metric": metric, "bound": bound}
-            samples.append(Sample(names.MODEL_METRIC_THRESHOLD, labels, value))
+    bounds = {metric: settings.metric_bounds(task)}
+    if task != "regression" and metric != "accuracy":
+        bounds["accuracy"] = (settings.min_accuracy, settings.max_accuracy)
+    for name, (low, high) in bounds.items():
+        for bound, value in (("min", low), ("max", high)):
+            if value is not None:
+                labels = {**model, "metric": name, "bound": bound}
+                samples.append(Sample(names.MODEL_METRIC_THRESHOLD, labels, value))
     return samples
 
 

@@ -36,6 +36,20 @@ def _predict(model: TrainedModel):
     return lambda frame: predictor.predict_frame(frame)[0]
 
 
+def _proba(model: TrainedModel):
+    """The class probabilities the API logs with each answer: {str(class): probability}."""
+    predictor = model.predictor()
+    keys = [str(c) for c in predictor.spec.classes]
+
+    def proba(frame: Any) -> list[dict[str, float]]:
+        return [
+            dict(zip(keys, map(float, row), strict=True))
+            for row in predictor.predict_frame(frame)[1]
+        ]
+
+    return proba
+
+
 def _files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
 
@@ -87,6 +101,7 @@ def _seed_drifted_window(store: PredictionStore, model: TrainedModel) -> SeededW
         model.model_name,
         label_share=0.3,
         seed=5,
+        proba=_proba(model),
     )
     for seed, stop in ((12, END - WINDOW), (13, END + WINDOW)):
         seed_window(
@@ -111,8 +126,12 @@ def _assert_drifted_record(record: dict[str, Any], seeded: SeededWindow, version
     assert record["rows"] == 2000
     assert record["labelled_rows"] == len(seeded.labels)
     assert record["model_version"] == version
-    assert record["primary_metric"] == "accuracy"
-    assert record["live_metric"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
+    # A binary model is ranked by ROC AUC; live, from the probabilities logged with each answer.
+    assert record["primary_metric"] == "roc_auc"
+    assert record["live_metric"] == pytest.approx(seeded.sklearn_roc_auc(), abs=1e-12)
+    assert record["metrics"]["roc_auc"] == record["live_metric"]
+    low, high = record["metric_intervals"]["roc_auc"]
+    assert low < record["live_metric"] < high
     assert record["metrics"]["accuracy"] == pytest.approx(seeded.hand_accuracy(), abs=1e-12)
 
 
@@ -359,7 +378,9 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
     with _champion_at(settings, champion):
         seeded = seed_window(
             _store(settings), frame, _predict(reporting_model), END, WINDOW, champion,
-            reporting_model.model_name, 0.4, seed=8, shadow=(shadow, better.tolist()),
+            reporting_model.model_name, 0.4, seed=8, proba=_proba(reporting_model),
+            shadow=(shadow, better.tolist(), [{"0": 0.9 - 0.8 * b, "1": 0.1 + 0.8 * b}
+                                              for b in better]),
         )  # fmt: skip
 
         state = build_reports(window="3h", end=END, return_state=True)
@@ -387,7 +408,7 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
         assert "Live comparison" in page and f"paired v{shadow} vs v{champion}" in page
         index = (settings.reports_dir / "index.html").read_text()
         assert f"v{shadow} vs v{champion}: p" in index and f"promoted v{shadow}</span>" in index
-        assert 'aria-label="Live accuracy per version"' in index
+        assert 'aria-label="Live roc_auc per version"' in index
         flow_run_id = state.state_details.flow_run_id
         promoted = _drift_events(flow_run_id, expect=1, name=CHALLENGER_PROMOTED)
         assert promoted[0].payload["from_version"] == champion

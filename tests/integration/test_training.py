@@ -65,7 +65,7 @@ def test_train_registers_champion_with_50_nested_trials(fifty_trials) -> None:
         "train_run_id",
     ):
         assert key in tags, key
-    assert tags["task"] == "binary" and tags["primary_metric"] == "accuracy"
+    assert tags["task"] == "binary" and tags["primary_metric"] == "roc_auc"
     assert tags["train_run_id"] == result.run_id
     assert float(tags["accuracy"]) == pytest.approx(result.test_metrics["accuracy"], abs=1e-5)
 

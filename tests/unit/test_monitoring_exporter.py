@@ -115,8 +115,11 @@ def test_collector_exports_thresholds_from_settings_without_any_store(
     )
     text = _scrape(settings)
     model = f'model_name="{settings.model_name}"'
-    assert f'mlops_model_metric_threshold{{bound="min",metric="accuracy",{model}}} 0.8' in text
-    assert f'mlops_model_metric_threshold{{bound="max",metric="accuracy",{model}}} 0.99' in text
+    assert f'mlops_model_metric_threshold{{bound="min",metric="roc_auc",{model}}} 0.8' in text
+    assert f'mlops_model_metric_threshold{{bound="max",metric="roc_auc",{model}}} 0.99' in text
+    # Ranked by ROC AUC, the classifier keeps its accuracy alerts at their own thresholds.
+    assert f'mlops_model_metric_threshold{{bound="min",metric="accuracy",{model}}} 0.7' in text
+    assert f'mlops_model_metric_threshold{{bound="max",metric="accuracy",{model}}} 0.995' in text
     assert f"mlops_model_stale_after_seconds{{{model}}} 43200.0" in text
     assert f"mlops_report_window_seconds{{{model}}} 3600.0" in text
     assert f"mlops_data_drift_threshold{{{model}}} 0.4" in text
@@ -163,9 +166,21 @@ def test_collector_uses_error_metric_bounds_for_regression() -> None:
 def test_collector_takes_the_primary_metric_from_the_champion() -> None:
     settings = Settings(min_metric=0.7, max_metric=0.99)
     samples = threshold_samples(settings, {"primary_metric": "f1", "task": "binary"})
-    bounds = {s.labels["bound"]: s for s in samples if s.name == names.MODEL_METRIC_THRESHOLD}
-    assert {b: s.labels["metric"] for b, s in bounds.items()} == {"min": "f1", "max": "f1"}
-    assert (bounds["min"].value, bounds["max"].value) == (0.7, 0.99)
+    bounds = {
+        (s.labels["metric"], s.labels["bound"]): s.value
+        for s in samples
+        if s.name == names.MODEL_METRIC_THRESHOLD
+    }
+    assert bounds == {
+        ("f1", "min"): 0.7,
+        ("f1", "max"): 0.99,
+        ("accuracy", "min"): 0.70,  # MLOPS_MIN_ACCURACY: the accuracy alerts stay
+        ("accuracy", "max"): 0.995,
+    }
+    regression = threshold_samples(settings, {"primary_metric": "rmse", "task": "regression"})
+    assert {s.labels["metric"] for s in regression if s.name == names.MODEL_METRIC_THRESHOLD} == {
+        "rmse"
+    }
 
 
 def test_report_samples_export_the_estimate_its_bounds_and_the_concept_verdict() -> None:
