@@ -185,8 +185,13 @@ def _estimate(
     calibration = Calibration.from_dict(side.calibration)
     index = {str(c): i for i, c in enumerate(calibration.classes)}
     predicted = np.asarray([index[str(v)] for v in labels[rows]], dtype=int)
-    name = estimated_metric(metric)
-    interval = estimate_metrics(calibration.apply(proba[rows]), predicted, calibration.rows)[name]
+    name = estimated_metric(metric, len(calibration.classes))
+    scores = proba[rows][:, 1] if name == "roc_auc" else None  # the served P(positive) ranks
+    intervals = estimate_metrics(
+        calibration.apply(proba[rows]), predicted, calibration.rows, scores=scores
+    )
+    name = name if name in intervals else "accuracy"  # AUC: the rows expect one class
+    interval = intervals[name]
     return {
         "metric": name,
         "value": interval.value,

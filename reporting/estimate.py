@@ -20,6 +20,7 @@ import numpy as np
 from lifecycle.model.estimate import (
     METHOD,
     Calibration,
+    Interval,
     estimate_metrics,
     estimated_metric,
     metric_from_confusion,
@@ -34,8 +35,10 @@ CLASSIFICATION_ONLY = "estimate: classification only"
 
 @dataclass(frozen=True)
 class WindowEstimate:
-    """`estimated` ({metric, value, low, high, rows, method, accuracy, f1}) or None with the
-    reason; `concept` the check on labelled rows (None below the minimum); the seconds taken."""
+    """`estimated` ({metric, value, low, high, rows, method, accuracy, f1, and roc_auc for a
+    binary model}) or None with the reason; `concept` the check on labelled rows (None below
+    the minimum, or when the labelled rows hold one class and the metric is ROC AUC: the note
+    then says so); the seconds taken."""
 
     estimated: dict[str, Any] | None
     note: str
@@ -62,20 +65,25 @@ def estimate_window(
     rows = _usable_rows(window, reference.version, spec)
     if len(rows.positions) == 0:
         return WindowEstimate(None, "estimate: no logged probabilities in the window")
-    metric = estimated_metric(primary)
     calibrated = calibration.apply(rows.proba)
-    estimated = _summary(calibrated, rows.predicted, calibration.rows, metric)
+    scores = rows.proba[:, 1] if len(spec.classes) == 2 else None  # the served P(positive)
+    intervals = estimate_metrics(calibrated, rows.predicted, calibration.rows, scores=scores)
+    metric = estimated_metric(primary, len(spec.classes))
+    metric = metric if metric in intervals else "accuracy"  # AUC: the rows expect one class
+    estimated = _summary(intervals, metric, len(rows.predicted))
+    note = describe_estimate(estimated, len(rows.positions), window.sample_rows)
     concept = None
     labelled = rows.actual >= 0
     if labelled.sum() >= min_labelled:
-        concept = _concept(
+        concept, skipped = _concept(
             calibrated[labelled],
             rows.predicted[labelled],
             rows.actual[labelled],
             metric,
             calibration.rows,
+            None if scores is None else scores[labelled],
         )
-    note = describe_estimate(estimated, len(rows.positions), window.sample_rows)
+        note = f"{note} {skipped}" if skipped else note
     return WindowEstimate(estimated, note, concept, time.perf_counter() - t0)
 
 
@@ -116,17 +124,14 @@ def _usable_rows(window: WindowData, version: str, spec: FeatureSpec) -> _Rows:
     )
 
 
-def _summary(
-    calibrated: np.ndarray, predicted: np.ndarray, calibration_rows: int, metric: str
-) -> dict[str, Any]:
-    intervals = estimate_metrics(calibrated, predicted, calibration_rows)
+def _summary(intervals: Mapping[str, Interval], metric: str, rows: int) -> dict[str, Any]:
     main = intervals[metric]
     return {
         "metric": metric,
         "value": main.value,
         "low": main.low,
         "high": main.high,
-        "rows": len(predicted),
+        "rows": rows,
         "method": METHOD,
         **{name: [i.value, i.low, i.high] for name, i in intervals.items()},
     }
@@ -138,14 +143,27 @@ def _concept(
     actual: np.ndarray,
     metric: str,
     calibration_rows: int,
-) -> dict[str, Any]:
+    scores: np.ndarray | None,
+) -> tuple[dict[str, Any] | None, str]:
     """The estimate on the labelled rows (the same interval as the window's) beside the metric
-    realized on them."""
-    interval = estimate_metrics(calibrated, predicted, calibration_rows)[metric]
-    k = calibrated.shape[1]
-    confusion = np.zeros((k, k))
-    np.add.at(confusion, (actual, predicted), 1.0)
-    realized = metric_from_confusion(confusion, metric)
+    realized on them (ROC AUC: of the served scores against the labels), or None and why the
+    check cannot run."""
+    skipped = f"The concept-drift check is skipped: its {len(actual):,} labelled rows "
+    if metric == "roc_auc" and len(np.unique(actual)) < 2:
+        return None, skipped + "hold one class only, where ROC AUC is undefined."
+    intervals = estimate_metrics(calibrated, predicted, calibration_rows, scores=scores)
+    if metric not in intervals:
+        return None, skipped + "are all expected in one class, where ROC AUC is undefined."
+    if metric == "roc_auc":
+        from sklearn.metrics import roc_auc_score
+
+        realized = float(roc_auc_score(actual == 1, scores))
+    else:
+        k = calibrated.shape[1]
+        confusion = np.zeros((k, k))
+        np.add.at(confusion, (actual, predicted), 1.0)
+        realized = metric_from_confusion(confusion, metric)
+    interval = intervals[metric]
     bounds = {"low": interval.low, "high": interval.high}
     return {
         "metric": metric,
@@ -154,7 +172,7 @@ def _concept(
         **bounds,
         "realized": realized,
         "suspected": outside(bounds, realized),
-    }
+    }, ""
 
 
 def describe_estimate(estimated: Mapping[str, Any], rows: int, sample_rows: int) -> str:

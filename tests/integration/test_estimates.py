@@ -73,6 +73,8 @@ def test_estimate_tracks_accuracy_under_covariate_drift_and_names_concept_drift(
         inside += hit
         table.append((drift, est["value"], est["low"], est["high"], true, hit))
         assert est["metric"] == "accuracy" and est["rows"] == ROWS
+        low, high = est["roc_auc"][1:]  # a binary model's estimate carries ROC AUC beside
+        assert low <= est["roc_auc"][0] <= high
         assert est["value"] == pytest.approx(true, abs=0.03), table
         assert result["concept_drift"] is None  # no label arrived
         assert not result["concept_drift_suspected"]
