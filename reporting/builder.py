@@ -86,8 +86,8 @@ def build_window_report(
     notes = about_notes(
         window, reference, settings, model_name, window_label, quality, live, metric_name
     )
-    primary = settings.primary_metric(reference.spec.task)
-    estimate = estimate_window(window, reference, primary, settings.report_min_labelled)
+    # The estimate is of the live metric, so concept drift sets the two side by side.
+    estimate = estimate_window(window, reference, metric_name, settings.report_min_labelled)
     notes.insert(-1, estimate.note)
     if estimate.concept is not None:
         notes.insert(-1, concept_note(estimate.concept))

@@ -36,20 +36,6 @@ def _predict(model: TrainedModel):
     return lambda frame: predictor.predict_frame(frame)[0]
 
 
-def _proba(model: TrainedModel):
-    """The class probabilities the API logs with each answer: {str(class): probability}."""
-    predictor = model.predictor()
-    keys = [str(c) for c in predictor.spec.classes]
-
-    def proba(frame: Any) -> list[dict[str, float]]:
-        return [
-            dict(zip(keys, map(float, row), strict=True))
-            for row in predictor.predict_frame(frame)[1]
-        ]
-
-    return proba
-
-
 def _files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
 
@@ -101,7 +87,7 @@ def _seed_drifted_window(store: PredictionStore, model: TrainedModel) -> SeededW
         model.model_name,
         label_share=0.3,
         seed=5,
-        proba=_proba(model),
+        proba=model.logged_probabilities(),
     )
     for seed, stop in ((12, END - WINDOW), (13, END + WINDOW)):
         seed_window(
@@ -378,7 +364,7 @@ def test_build_reports_with_a_better_shadow_shows_the_comparison_and_promotes_it
     with _champion_at(settings, champion):
         seeded = seed_window(
             _store(settings), frame, _predict(reporting_model), END, WINDOW, champion,
-            reporting_model.model_name, 0.4, seed=8, proba=_proba(reporting_model),
+            reporting_model.model_name, 0.4, seed=8, proba=reporting_model.logged_probabilities(),
             shadow=(shadow, better.tolist(), [{"0": 0.9 - 0.8 * b, "1": 0.1 + 0.8 * b}
                                               for b in better]),
         )  # fmt: skip
