@@ -222,8 +222,13 @@ def _exprs(panel: dict) -> str:
 def test_model_quality_dashboard_has_the_required_panels() -> None:
     dash = _dashboard("model-quality.json")
     panels = {p["title"]: p for p in dash["panels"]}
-    accuracy = panels["Test and live accuracy over time"]
-    assert 'dataset="test"' in _exprs(accuracy) and 'dataset="live"' in _exprs(accuracy)
+    quality = panels["Test and live $metric over time"]
+    assert 'dataset="test"' in _exprs(quality) and 'dataset="live"' in _exprs(quality)
+    # The metric picker opens on the binary default, the metric the gate ranks by.
+    assert dash["templating"]["list"][0]["current"]["value"] == "roc_auc"
+    estimated = _exprs(panels["Estimated $metric without labels vs live"])
+    assert 'dataset="estimated"' in estimated and "mlops_model_metric_estimate_bound" in estimated
+    assert "mlops_model_concept_drift_suspected" in _exprs(panels["Concept drift suspected"])
     assert "avg_over_time(mlops_model_metric" in _exprs(panels["7-day average (live, else test)"])
     assert "[7d])" in _exprs(panels["7-day average (live, else test)"])
     assert panels["Champion version"]["type"] == "state-timeline"
