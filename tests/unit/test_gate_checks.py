@@ -66,6 +66,25 @@ def test_a_random_predictor_has_no_skill() -> None:
     assert any(r.startswith("no skill: ROC AUC") for r in reasons)
 
 
+def test_with_probabilities_roc_auc_carries_the_burden_and_kappa_needs_only_its_sign() -> None:
+    # 20 positives scored above 20 negatives: ROC AUC 1, Mann-Whitney p far below 0.01. Answers:
+    # 1 on 11 of the positives and 9 of the negatives. By hand: observed agreement 22/40 = 0.55,
+    # chance 0.5 x 0.5 + 0.5 x 0.5 = 0.5, kappa 0.1; null variance (0.5 + 0.25 - 2 x 0.25 x 1) /
+    # (40 x 0.25) = 0.025, z = 0.1 / 0.158 = 0.632, one-sided p = 0.264.
+    y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    scores = np.r_[np.linspace(0.6, 0.99, 20), np.linspace(0.01, 0.4, 20)]
+    answers = np.r_[np.ones(11, int), np.zeros(9, int), np.ones(9, int), np.zeros(11, int)]
+    assert degenerate_reasons("binary", y, answers, [0, 1], scores) == []
+    # Without probabilities kappa alone must show skill at 0.01, and p = 0.264 does not.
+    assert degenerate_reasons("binary", y, answers, [0, 1]) == [
+        "no skill: Cohen's kappa 0.10 is not above 0 (one-sided p = 0.26 >= 0.01)"
+    ]
+    # Answers below chance (kappa -0.1, p = 0.74) are refused even with perfectly ranked scores.
+    assert degenerate_reasons("binary", y, 1 - answers, [0, 1], scores) == [
+        "no skill: Cohen's kappa -0.10 is not above 0 (one-sided p = 0.74 >= 0.5)"
+    ]
+
+
 def test_labels_alone_are_checked_without_probabilities() -> None:
     y, pred, _ = _binary()
     assert degenerate_reasons("binary", y, pred, [0, 1]) == []
