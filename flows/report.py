@@ -269,6 +269,7 @@ def _result(summary: ReportSummary, message: str, index: Path) -> dict[str, Any]
         "estimated": summary.get("estimated"),
         "concept_drift": summary.get("concept_drift"),
         "concept_drift_suspected": summary.get("concept_drift_suspected", False),
+        "unseen_categories": summary.get("unseen_categories", {}),
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from lifecycle.core.settings import Settings, get_settings
 from lifecycle.core.times import utcnow
 from lifecycle.stores import journal, registry, registry_runs
+from reporting.unseen import unseen_line
 
 SPOOL_GLOB = f"{journal.PREFIX}*"  # the serving tier's journal segments
 
@@ -122,6 +123,8 @@ def render(status: Status, settings: Settings) -> list[str]:
             + (f", {live_text}" if live_text else "")
         )
         lines += estimate_lines(r)
+        unseen = unseen_line(r.get("unseen_categories"))
+        lines += [f"  unseen      {unseen}"] if unseen else []
         lines += experiment_lines(r)
     elif status.predictions_24h is not None:
         lines.append("  last report none yet")

@@ -19,6 +19,7 @@ from reporting.files import jsonable, write_atomic
 from reporting.live import LiveQuality, live_metrics_with_intervals
 from reporting.notes import about_notes
 from reporting.reference import Reference
+from reporting.unseen import count_unseen, unseen_note
 from reporting.window import ACTUAL, WindowData, sample_positions
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -91,6 +92,10 @@ def build_window_report(
     notes.insert(-1, estimate.note)
     if estimate.concept is not None:
         notes.insert(-1, concept_note(estimate.concept))
+    unseen = count_unseen(window.unseen, window.sample_fraction)
+    unseen_text = unseen_note(unseen, window.sample_rows, window.rows, window.sample_fraction)
+    if unseen_text is not None:
+        notes.insert(-1, unseen_text)
     content = build_drift_report(
         current.drop(columns=[ACTUAL]),
         reference.frame,
@@ -108,6 +113,7 @@ def build_window_report(
     if comparison is not None:
         summary["experiment"] = comparison
     _add_estimate(summary, estimate)
+    summary["unseen_categories"] = unseen
     files.html.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(files.html, content.html)
     return summary
@@ -217,6 +223,8 @@ def describe(summary: ReportSummary) -> str:
         line += f", estimated {estimated['metric']} {estimated['value']:.4f}"
     if summary.get("concept_drift_suspected"):
         line += ", concept drift suspected"
+    if summary.get("unseen_categories"):
+        line += f", unseen categories in {len(summary['unseen_categories'])} feature(s)"
     return line
 
 

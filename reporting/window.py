@@ -30,7 +30,8 @@ PREDICTION = "prediction"
 ACTUAL = "actual"
 # Only what a report needs crosses the wire: no latencies or request ids. The shadow's score
 # (absent unless MLOPS_SHADOW_ALIAS was set) is the live comparison's input; the probabilities
-# are the label-free estimate's (reporting.estimate).
+# are the label-free estimate's (reporting.estimate); `unseen` (MLOPS_UNSEEN_CATEGORY=missing)
+# names the categories the model never saw (reporting.unseen).
 PROJECTION = {
     "_id": 1,
     "ts": 1,
@@ -39,6 +40,7 @@ PROJECTION = {
     "prediction": 1,
     "probabilities": 1,
     "shadow": 1,
+    "unseen": 1,
 }
 # The labelled rows joined from `feedback` (the live pairs): what the metrics and the
 # comparison of versions need.
@@ -72,7 +74,8 @@ class LivePairs:
 class WindowData:
     """A window's sample. `frame` holds the features, `prediction` and `actual` (None when no
     label has arrived) of the sampled rows; `ids`, `ts`, `versions` and `shadows` are aligned
-    with it, and so is `probabilities` (each row's logged class probabilities, or None).
+    with it, and so are `probabilities` (each row's logged class probabilities, or None) and
+    `unseen` (each row's {feature: value the model never saw}, or None).
     `total_rows` is the window's true row count and `sample_fraction` the p it was read with."""
 
     start: datetime
@@ -83,6 +86,7 @@ class WindowData:
     versions: np.ndarray
     shadows: np.ndarray
     probabilities: np.ndarray | None = None
+    unseen: np.ndarray | None = None
     total_rows: int = 0
     sample_fraction: float = 1.0
     unkeyed_rows: int = 0
@@ -213,6 +217,7 @@ def _window_from(
         versions=np.asarray([str(d.get("model_version")) for d in docs], dtype=object),
         shadows=np.asarray([d.get("shadow") for d in docs], dtype=object),
         probabilities=np.asarray([d.get("probabilities") for d in docs], dtype=object),
+        unseen=np.asarray([d.get("unseen") for d in docs], dtype=object),
         total_rows=total,
         sample_fraction=p,
         unkeyed_rows=unkeyed,

@@ -78,6 +78,16 @@ class ColumnDrift(TypedDict):
     drifted: bool
 
 
+class UnseenCategories(TypedDict):
+    """One feature's categories the model never saw, in a report's window (reporting.unseen):
+    counted on the rows the report read (the sample, when the window was sampled)."""
+
+    rows: int  # rows whose value of this feature was unseen
+    values: dict[str, int]  # the most frequent values (str, at most 64 characters) → rows
+    other: int  # rows whose value is not among `values`
+    estimated_rows: NotRequired[int]  # sampled windows only: `rows` / p, the window's estimate
+
+
 class ReportSummary(TypedDict):
     """One report: the `reports` document, the JSON beside the HTML, and what the index page,
     the exporter, `mlops status` and the flow's artifact and event read."""
@@ -126,6 +136,8 @@ class ReportSummary(TypedDict):
     # {metric, rows, estimated, low, high, realized, suspected}; None below the minimum.
     concept_drift: NotRequired[dict[str, Any] | None]
     concept_drift_suspected: NotRequired[bool]  # the realized metric fell outside
+    # Under MLOPS_UNSEEN_CATEGORY=missing: {feature: its unseen values}; {} when none arrived.
+    unseen_categories: NotRequired[dict[str, UnseenCategories]]
 
 
 class BacktestDocument(TypedDict):
