@@ -32,7 +32,7 @@ def count_unseen(
     sample_fraction: float = 1.0,
     top: int = TOP_VALUES,
 ) -> dict[str, UnseenCategories]:
-    """{feature: rows, its `top` most frequent values → rows, `other` rows} over the rows'
+    """{feature: rows, its `top` most frequent [value, rows], `other` rows} over the rows'
     `unseen` fields (None: the row had none), features in name order. `sample_fraction` < 1:
     the rows are a uniform sample read at that p, and each feature also gets `estimated_rows`,
     the window's rows estimated as count / p."""
@@ -50,7 +50,8 @@ def count_unseen(
 
 def value_key(value: Any) -> str:
     """A value as the summary keeps it: str, at most VALUE_CHARS characters (values sharing
-    that prefix are counted together), NUL replaced (BSON keys cannot hold it)."""
+    that prefix are counted together), NUL replaced (it ends a C string in the tools that read
+    the documents back)."""
     text = value if isinstance(value, str) else str(value)
     return text[:VALUE_CHARS].replace("\x00", "\ufffd")
 
@@ -64,7 +65,8 @@ def _summarise(counts: Counter[str], sample_fraction: float, top: int) -> Unseen
     rows = sum(counts.values())
     # Most frequent first; ties by value, so the same window always keeps the same values.
     kept = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
-    summary = UnseenCategories(rows=rows, values=dict(kept), other=rows - sum(n for _, n in kept))
+    pairs = [[value, n] for value, n in kept]
+    summary = UnseenCategories(rows=rows, values=pairs, other=rows - sum(n for _, n in kept))
     if sample_fraction < 1:
         summary["estimated_rows"] = estimate_total(rows, sample_fraction)
     return summary
@@ -95,7 +97,7 @@ def unseen_line(unseen: Mapping[str, UnseenCategories] | None, shown: int = 3) -
         return None
     parts = []
     for feature, c in unseen.items():
-        values = ", ".join(f"{v!r} {TIMES} {n:,}" for v, n in list(c["values"].items())[:shown])
+        values = ", ".join(f"{v!r} {TIMES} {n:,}" for v, n in c["values"][:shown])
         more = len(c["values"]) > shown or c["other"] > 0
         rows = f"{c['rows']:,} row{'s' if c['rows'] != 1 else ''}"
         parts.append(f"{feature} {rows} ({values}{', …' if more else ''})")
@@ -104,7 +106,7 @@ def unseen_line(unseen: Mapping[str, UnseenCategories] | None, shown: int = 3) -
 
 def _values_text(counts: Mapping[str, Any]) -> str:
     """Each kept value and its rows, then the other values' rows and the window's estimate."""
-    text = ", ".join(f"'{markdown_text(v)}' {TIMES} {n:,}" for v, n in counts["values"].items())
+    text = ", ".join(f"'{markdown_text(v)}' {TIMES} {n:,}" for v, n in counts["values"])
     if counts["other"]:
         text += f", other values {TIMES} {counts['other']:,}"
     if "estimated_rows" in counts:

@@ -83,7 +83,9 @@ class UnseenCategories(TypedDict):
     counted on the rows the report read (the sample, when the window was sampled)."""
 
     rows: int  # rows whose value of this feature was unseen
-    values: dict[str, int]  # the most frequent values (str, at most 64 characters) → rows
+    # [value, rows] of the most frequent values (str, at most 64 characters), most frequent
+    # first: pairs, not a mapping, because a client's value cannot be a field name ('$x', 'a.b').
+    values: list[list[Any]]
     other: int  # rows whose value is not among `values`
     estimated_rows: NotRequired[int]  # sampled windows only: `rows` / p, the window's estimate
 

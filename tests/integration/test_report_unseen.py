@@ -101,8 +101,8 @@ def test_report_lists_the_unseen_values_the_api_logged(
     assert state.is_completed(), state.message
     result = state.result()
     expected = {
-        "card_category": {"rows": 7, "values": {"Titanium": 5, "Bleu": 2}, "other": 0},
-        "gender": {"rows": 1, "values": {"X": 1}, "other": 0},
+        "card_category": {"rows": 7, "values": [["Titanium", 5], ["Bleu", 2]], "other": 0},
+        "gender": {"rows": 1, "values": [["X", 1]], "other": 0},
     }
     assert result["rows"] == 120 and result["model_version"] == version
     doc = store.latest_report(report_env.model_name)
@@ -175,7 +175,7 @@ def test_report_on_a_sampled_window_counts_the_sample_and_estimates_the_window(
             by_value[d["unseen"]["card_category"]] += 1
     rows = sum(by_value.values())
     assert 0 < rows < 100  # a sample of the 100 unseen rows, not all of them
-    values = {v: n for v, n in sorted(by_value.items(), key=lambda kv: (-kv[1], kv[0])) if n}
+    values = [[v, n] for v, n in sorted(by_value.items(), key=lambda kv: (-kv[1], kv[0])) if n]
     expected = {
         "card_category": {
             "rows": rows,
@@ -190,6 +190,6 @@ def test_report_on_a_sampled_window_counts_the_sample_and_estimates_the_window(
         assert record["unseen_categories"] == expected
 
     page = Path(result["html_path"]).read_text()
-    shown = ", ".join(f"'{v}' {TIMES} {n}" for v, n in values.items())
+    shown = ", ".join(f"'{v}' {TIMES} {n}" for v, n in values)
     assert _in_page(page, f"card\\_category: {shown} (about {round(rows / p)} rows of the window)")
     assert _in_page(page, f"Counted on the sample ({result['rows_compared']} of the window's 400")

@@ -45,8 +45,8 @@ def test_count_unseen_counts_rows_per_feature_and_per_value() -> None:
     counts = count_unseen(rows)
 
     assert counts == {
-        "plan": {"rows": 4, "values": {"Platinum": 3, "Prmeium": 1}, "other": 0},
-        "region": {"rows": 1, "values": {"Mars": 1}, "other": 0},
+        "plan": {"rows": 4, "values": [["Platinum", 3], ["Prmeium", 1]], "other": 0},
+        "region": {"rows": 1, "values": [["Mars", 1]], "other": 0},
     }
     assert list(counts) == ["plan", "region"]  # features in name order
     assert count_unseen([None, None]) == {} and count_unseen(None) == {}
@@ -60,11 +60,10 @@ def test_count_unseen_keeps_the_ten_most_frequent_values_and_counts_the_rest_as_
     counts = count_unseen(rows)["plan"]
 
     assert counts["rows"] == 197
-    assert counts["values"] == {f"v{k:02d}": 20 - k for k in range(10)}
-    assert list(counts["values"])[:2] == ["v00", "v01"]  # most frequent first
+    assert counts["values"] == [[f"v{k:02d}", 20 - k] for k in range(10)]  # most frequent first
     # v10..v14: 10 + 9 + 8 + 7 + 6 = 40 rows, and the two ties.
     assert counts["other"] == 40 + 2
-    assert sum(counts["values"].values()) + counts["other"] == counts["rows"]
+    assert sum(n for _, n in counts["values"]) + counts["other"] == counts["rows"]
 
 
 def test_count_unseen_breaks_ties_by_value_so_reruns_keep_the_same_values() -> None:
@@ -72,7 +71,7 @@ def test_count_unseen_breaks_ties_by_value_so_reruns_keep_the_same_values() -> N
 
     counts = count_unseen(rows, top=2)["f"]
 
-    assert counts == {"rows": 4, "values": {"a": 1, "b": 1}, "other": 2}
+    assert counts == {"rows": 4, "values": [["a", 1], ["b", 1]], "other": 2}
 
 
 def test_count_unseen_keeps_values_as_str_cut_to_64_characters() -> None:
@@ -82,8 +81,8 @@ def test_count_unseen_keeps_values_as_str_cut_to_64_characters() -> None:
     counts = count_unseen(rows)["plan"]
 
     # The two long values share their first 64 characters: counted as one.
-    assert counts["values"] == {long: 2, "7": 1, "a\ufffdb": 1}
-    assert all(len(v) <= 64 for v in counts["values"])
+    assert counts["values"] == [[long, 2], ["7", 1], ["a\ufffdb", 1]]
+    assert all(len(v) <= 64 for v, _ in counts["values"])
     assert value_key(None) == "None" and value_key(3.5) == "3.5"
 
 
@@ -95,7 +94,7 @@ def test_count_unseen_on_a_sample_gives_the_estimated_window_total() -> None:
 
     assert counts["plan"] == {
         "rows": 6,
-        "values": {"Platinum": 5, "Prmeium": 1},
+        "values": [["Platinum", 5], ["Prmeium", 1]],
         "other": 0,
         "estimated_rows": 24,
     }
