@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from flows import distributed
+from flows import distributed, train_backtest
 from flows.train_summary import TrainResult, report_markdown, summarize
 from lifecycle.core.errors import DataSourceError
 from lifecycle.core.settings import Settings, get_settings, using
@@ -149,7 +149,8 @@ def train_pipeline(
     seed: int | None = None,
     show_progress: bool = False,
 ) -> TrainResult:
-    """The steps, once: load, split, search, register, gate."""
+    """The steps, once: load, split, search, register, gate; then the backtest of a candidate
+    that did not become champion (flows/train_backtest.py)."""
     settings = get_settings()
     trials = trials or settings.trials
     source = data_source or settings.data_source
@@ -175,7 +176,12 @@ def train_pipeline(
     run_id, spec, result = run_search(dataset, splits, settings, trials, space, seed, show_progress)
     candidate = register(run_id, splits, spec, result, settings, dataset, seed)
     decision = quality_gate(candidate, splits, settings, production)
-    summary = summarize(candidate, decision, result, result.metric, production)
+    evidence = None
+    if train_backtest.needs_backtest(decision, candidate.version):
+        window = train_backtest.backtest_window(settings, production)
+        evidence = train_backtest.backtest_candidate(candidate.version, window)
+        decision = train_backtest.add_to_gate_reason(candidate, decision, evidence)
+    summary = summarize(candidate, decision, result, result.metric, production, evidence)
     logger.info("version %s -> %s: %s", summary.version, summary.alias, summary.reason)
     return summary
 

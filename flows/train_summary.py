@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flows.train_backtest import CandidateBacktest
 from lifecycle.data.feedback import ProductionRows
 from lifecycle.decisions.gate import GateDecision
 from lifecycle.model.evaluation import loss
@@ -34,6 +35,9 @@ class TrainResult:
     search: SearchResult
     register_seconds: float
     production: ProductionRows | None = None  # labelled production rows used (feedback window)
+    # The backtest on the recent production window of a candidate that did not become champion
+    # (None: it became champion, or there was no champion to set it against).
+    backtest: CandidateBacktest | None = None
 
 
 def summarize(
@@ -42,6 +46,7 @@ def summarize(
     result: SearchResult,
     metric: str,
     production: ProductionRows | None = None,
+    backtest: CandidateBacktest | None = None,
 ) -> TrainResult:
     """The run's summary from what its steps returned."""
     return TrainResult(
@@ -57,6 +62,7 @@ def summarize(
         search=result,
         register_seconds=candidate.register_seconds,
         production=production,
+        backtest=backtest,
     )
 
 
@@ -67,10 +73,11 @@ def report_markdown(result: TrainResult, top: int = 5) -> str:
         f"# Training run `{result.run_id}`",
         "",
         f"**Model version {result.version}**: "
-        + ("promoted to `champion`" if result.promoted else "kept as `challenger`")
+        + ("promoted to `champion`" if result.promoted else f"set as `{result.alias}`")
         + f" ({result.reason}).",
         "",
         *([result.production.markdown(), ""] if result.production is not None else []),
+        *([result.backtest.markdown(), ""] if result.backtest is not None else []),
         "## Test metrics",
         "",
         "| metric | value |",

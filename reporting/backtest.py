@@ -239,5 +239,33 @@ def describe_backtest(doc: BacktestDocument) -> list[str]:
     return lines
 
 
+def backtest_line(doc: BacktestDocument) -> str:
+    """The backtest in one compact line (the gate's reason after a retrain): window, rows
+    scored and left out as training rows, disagreement, paired counts and p on the labelled
+    rows, and each version's label-free estimate."""
+    sample = f" (sample p={doc['sample_fraction']:.3g})" if doc["sampled"] else ""
+    parts = [
+        f"{doc['scored']:,} of {doc['rows']:,} rows scored{sample}, "
+        f"{doc['excluded_training_rows']:,} excluded as training rows",
+        f"disagreement {doc['disagreement']:.4f}",
+    ]
+    paired = doc["paired"]
+    if paired:
+        parts.append(
+            f"on {paired['pairs']:,} labelled rows wins {paired['wins']}, losses "
+            f"{paired['losses']}, ties {paired['ties']} "
+            f"({paired['test']} p={paired['p_value']:.3g})"
+        )
+    else:
+        parts.append("no labelled rows")
+    estimates = [
+        f"v{version} {est['value']:.4f}" if "value" in est else f"v{version} n/a"
+        for version, est in doc["estimated"].items()
+    ]
+    named = next((e["metric"] for e in doc["estimated"].values() if "metric" in e), "metric")
+    parts.append(f"estimated {named} {' vs '.join(estimates)}")
+    return f"backtest on the last {doc['window']}: " + "; ".join(parts)
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"

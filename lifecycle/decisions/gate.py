@@ -146,10 +146,26 @@ def gate(
     decision = with_evidence(decision, candidate.predictor, champ, rows, metric, settings)
     decision = shadow_first(decision, settings)
     apply_decision(candidate.version, decision, settings)
-    registry.tag_version(candidate.version, registry.TAG_GATE, decision.reason, settings)
-    with mlflow.start_run(run_id=candidate.run_id):
-        mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
+    record_reason(candidate.version, candidate.run_id, decision, settings)
     return decision
+
+
+def record_reason(version: str, run_id: str, decision: GateDecision, settings: Settings) -> None:
+    """Write the decision's reason where it is read: the version's gate tag (TAG_GATE) and the
+    training run's `gate_reason` / `gate_promoted` tags."""
+    registry.tag_version(version, registry.TAG_GATE, decision.reason, settings)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"gate_promoted": str(decision.promoted), "gate_reason": decision.reason})
+
+
+def amend_reason(
+    version: str, run_id: str, decision: GateDecision, addition: str, settings: Settings
+) -> GateDecision:
+    """The decision with `addition` appended to its reason (evidence gathered after the aliases
+    moved, such as the candidate's backtest), recorded again where the gate recorded it."""
+    amended = replace(decision, reason=f"{decision.reason}; {addition}")
+    record_reason(version, run_id, amended, settings)
+    return amended
 
 
 def with_evidence(

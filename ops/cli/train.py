@@ -55,7 +55,11 @@ def train(
     search = result.search
     typer.echo(f"model {settings.model_name} v{result.version} -> {result.alias}")
     typer.echo(f"  test: {metrics}")
-    typer.echo(f"  gate: {result.reason}")
+    # The gate's reason ends with the backtest's line (when there was one): printed on its own.
+    line = result.backtest.line if result.backtest is not None else None
+    typer.echo(f"  gate: {result.reason.removesuffix(f'; {line}')}")
+    if line is not None:
+        typer.echo(f"  {line}")
     typer.echo(
         f"  search: {len(search.trials)} trials, {search.wall_seconds:.1f} s "
         f"({search.fit_seconds:.1f} s fitting); MLflow run {result.run_id}"
