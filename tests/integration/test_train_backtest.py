@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import anyio
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -26,6 +25,7 @@ from lifecycle.stores import registry, registry_loading
 from lifecycle.stores.prediction_store import PredictionStore
 from reporting.backtest import BacktestError
 from tests.fixtures.estimates import log_window, plain
+from tests.fixtures.prefect import latest_artifact_markdown
 from tests.fixtures.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -152,18 +152,4 @@ def test_train_completes_with_backtest_skipped_when_it_cannot_run(
 
 
 def _artifact_text() -> str:
-    """The markdown of the last train-model run's artifact, read back from Prefect."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    async def read() -> str:
-        async with get_client() as client:
-            artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-model-summary"])),
-                sort=ArtifactSort.CREATED_DESC,
-                limit=1,
-            )
-            return artifacts[0].data
-
-    return anyio.run(read)
+    return latest_artifact_markdown("train-model-summary")

@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import anyio
 import pytest
 
 from lifecycle.core.settings import Settings
@@ -17,6 +16,7 @@ from lifecycle.data.feedback import with_production
 from lifecycle.data.sources import load_dataset
 from lifecycle.stores.documents import prediction_document
 from lifecycle.stores.prediction_store import PredictionStore
+from tests.fixtures.prefect import latest_artifact_markdown
 
 BASE = "synthetic:churn?rows=600&seed=7"  # old regime (concept 0), kept small: the point is
 # that the production rows (concept 1) teach the candidate what the old champion cannot know
@@ -111,18 +111,4 @@ def test_feedback_source_reads_the_labelled_rows_of_its_window(
 
 
 def _artifact_text() -> str:
-    """The markdown of the last train-model run's artifact, read back from Prefect."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    async def read() -> str:
-        async with get_client() as client:
-            artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-model-summary"])),
-                sort=ArtifactSort.CREATED_DESC,
-                limit=1,
-            )
-            return artifacts[0].data
-
-    return anyio.run(read)
+    return latest_artifact_markdown("train-model-summary")
