@@ -44,14 +44,17 @@ def say(text: str) -> None:
 
 @contextmanager
 def background(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A child process, stopped with SIGINT (then SIGKILL) whatever happens."""
+    """A child process, stopped with SIGTERM (then SIGKILL) whatever happens. Not SIGINT: a
+    process started in the background by a non-interactive shell (a CI step, `make demo &`)
+    inherits SIGINT ignored, so its children would sit out the wait and be SIGKILLed, leaving
+    `mlops mongo`'s nx-27017 behind; each child stops on SIGTERM."""
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield proc
         finally:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:

@@ -4,7 +4,7 @@ The metric is computed exactly on the labelled rows (`reporting.drift.live_metri
 interval is a percentile bootstrap, vectorised: for classifiers the confusion matrix is
 resampled (a multinomial draw over its cells is a resample of the rows), for regression the
 rows' errors are. A binary model's ROC AUC comes from the probabilities logged with each answer,
-on the rows that have them, with DeLong's interval (lifecycle.model.evaluation.roc_auc_interval).
+on the rows that have them, with DeLong's interval (lifecycle.model.roc_auc.roc_auc_interval).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.model.evaluation import positive_scores, roc_auc_interval
 from lifecycle.model.predictor import FeatureSpec
+from lifecycle.model.roc_auc import positive_scores, roc_auc_interval
 from reporting.drift import label_keys, live_metrics
 
 CONFIDENCE = 0.95

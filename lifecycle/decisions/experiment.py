@@ -33,7 +33,7 @@ from lifecycle.core import events
 from lifecycle.core.settings import LOWER_IS_BETTER, Settings, Task
 from lifecycle.decisions import checks, live_test, sequential
 from lifecycle.decisions.live_test import LiveExperiment, PairedCounts
-from lifecycle.model.evaluation import roc_auc_interval
+from lifecycle.model.roc_auc import roc_auc_interval
 from lifecycle.stores import registry
 
 BOOTSTRAP = 200  # resamples for the interval of a metric other than accuracy

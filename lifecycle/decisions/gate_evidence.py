@@ -7,9 +7,10 @@ decides on (the test split, or the held-out production rows):
    accuracy where 14 % of customers churn.
 2. **Guardrails**: no other recorded metric (F1, ROC AUC, log loss; MAE, R²) worse than the
    champion's beyond its tolerance (`GUARDRAIL_TOLERANCES`).
-3. **Non-inferior with confidence**: a seeded paired bootstrap of candidate minus champion on
-   the same rows; promotion needs the interval's lower end above -tolerance. An interval that
-   spans -tolerance is "inconclusive on N rows": the candidate stays `challenger`.
+3. **Non-inferior with confidence**: the 95 % interval of candidate minus champion on the same
+   rows (DeLong's for ROC AUC, lifecycle.model.roc_auc; a seeded paired bootstrap for the other
+   metrics); promotion needs its lower end above -tolerance. An interval that spans -tolerance
+   is "inconclusive on N rows": the candidate stays `challenger`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lifecycle.core.settings import LOWER_IS_BETTER, Task
 from lifecycle.decisions import checks
 from lifecycle.model.evaluation import compute_metrics
 from lifecycle.model.predictor import Predictor
+from lifecycle.model.roc_auc import paired_roc_auc_interval
 
 BOOTSTRAP_ROUNDS = 1000
 BOOTSTRAP_SEED = 0
@@ -102,14 +104,21 @@ def paired_primary(
     classes: Sequence[Any],
     tolerance: float,
 ) -> PairedGate:
-    """The seeded paired bootstrap of candidate minus champion on `metric`, oriented so that
-    positive is better, and its verdict against `tolerance`."""
-    metric_fn, uses_proba = _metric_fn(metric, task, classes)
-    a = champion.proba if uses_proba else champion.labels
-    b = candidate.proba if uses_proba else candidate.labels
-    diff, low, high = checks.paired_bootstrap_interval(
-        metric_fn, y, a, b, rounds=BOOTSTRAP_ROUNDS, seed=BOOTSTRAP_SEED
-    )
+    """The interval of candidate minus champion on `metric` (DeLong for a binary ROC AUC, else a
+    seeded paired bootstrap), oriented so that positive is better, and its verdict against
+    `tolerance`."""
+    if metric == "roc_auc" and task == "binary" and champion.proba is not None:
+        # DeLong's closed form for two correlated AUCs: the bootstrap took 14 s on 1,500 rows.
+        positive = np.asarray(y) == classes[1]
+        a, b = champion.proba[:, 1], candidate.proba[:, 1]
+        diff, low, high = paired_roc_auc_interval(positive, a, b)
+    else:
+        metric_fn, uses_proba = _metric_fn(metric, task, classes)
+        a = champion.proba if uses_proba else champion.labels
+        b = candidate.proba if uses_proba else candidate.labels
+        diff, low, high = checks.paired_bootstrap_interval(
+            metric_fn, y, a, b, rounds=BOOTSTRAP_ROUNDS, seed=BOOTSTRAP_SEED
+        )
     if metric in LOWER_IS_BETTER:
         diff, low, high = -diff, -high, -low
     if checks.non_inferiority(low, tolerance):

@@ -64,47 +64,6 @@ def compute_metrics(
     return out
 
 
-def roc_auc_interval(
-    positive: Sequence[bool], scores: Sequence[float]
-) -> tuple[float, float, float]:
-    """ROC AUC of `scores` for the rows where `positive` is true, with its 95 % interval from
-    DeLong's variance (DeLong, DeLong & Clarke-Pearson, Biometrics 44, 1988), computed from
-    midranks in O(n log n) as in Sun & Xu (IEEE Signal Processing Letters 21, 2014).
-
-    Each positive's placement V10 is the share of negatives it outscores (ties count one half),
-    each negative's V01 the share of positives that outscore it; AUC is their mean and its
-    variance var(V10)/m + var(V01)/n. A closed form, where a bootstrap of sklearn's AUC would
-    cost seconds per report. The interval is clipped to [0, 1]. Rows whose score is NaN (no
-    probability logged) are left out; NaNs for a single class."""
-    from scipy.stats import rankdata
-
-    s = np.asarray(scores, dtype=float)
-    has = np.isfinite(s)
-    y, s = np.asarray(positive, dtype=bool)[has], s[has]
-    m, n = int(y.sum()), int((~y).sum())
-    if m == 0 or n == 0:
-        return float("nan"), float("nan"), float("nan")
-    overall = rankdata(s)  # midranks: a tie counts one half each way
-    v10 = (overall[y] - rankdata(s[y])) / n
-    v01 = 1.0 - (overall[~y] - rankdata(s[~y])) / m
-    auc = float(v10.mean())
-    variance = (v10.var(ddof=1) if m > 1 else 0.0) / m + (v01.var(ddof=1) if n > 1 else 0.0) / n
-    spread = 1.959964 * float(np.sqrt(variance))
-    return auc, max(0.0, auc - spread), min(1.0, auc + spread)
-
-
-def positive_scores(probabilities: Sequence[Any], positive_key: str) -> np.ndarray:
-    """The positive class's probability of each logged row ({str(class): probability} or None),
-    NaN where a row has none."""
-    return np.asarray(
-        [
-            float(row[positive_key]) if isinstance(row, dict) and positive_key in row else np.nan
-            for row in probabilities
-        ],
-        dtype=float,
-    )
-
-
 def loss(metric: str, value: float) -> float:
     """What hyperopt minimises for `metric`."""
     return value if metric in LOWER_IS_BETTER else -value
