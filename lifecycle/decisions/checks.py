@@ -88,6 +88,30 @@ def degenerate_reasons(
     return reasons
 
 
+def live_degenerate_reasons(
+    task: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    scores: Sequence[float] | None = None,
+    positive: Sequence[bool] | None = None,
+) -> list[str]:
+    """`degenerate_reasons` of a live challenger on a window's labelled rows, with its logged
+    positive-class probabilities when every row has one and they refer to the class the
+    battery calls positive (`positive`: the label is the model's positive class). ROC AUC's
+    test then carries the burden of showing skill, as at the gate, instead of the answers'
+    kappa at ALPHA, which a skilled challenger misses on a small window's labels."""
+    y, pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y) == 0:
+        return []
+    proba = None
+    if task == "binary" and scores is not None and positive is not None:
+        x = np.asarray(scores, dtype=float)
+        labels = sorted(set(np.unique(y)) | set(np.unique(pred)))  # as degenerate_reasons does
+        same = len(labels) == 2 and np.array_equal(y == labels[1], np.asarray(positive, bool))
+        proba = x if same and np.isfinite(x).all() else None
+    return degenerate_reasons(task, y, pred, (), proba)
+
+
 def _label_reasons(
     y: np.ndarray, pred: np.ndarray, labels: list[Any], min_support: int
 ) -> list[str]:

@@ -149,8 +149,8 @@ def paired_test(
     scores: tuple[Sequence[float], Sequence[float]] | None = None,
     positive: Sequence[bool] | None = None,
 ) -> PairedTest:
-    """McNemar (classification) or Wilcoxon on absolute errors (regression) over the pairs.
-    `scores`: (champion's, challenger's) positive-class probabilities, for ROC AUC."""
+    """McNemar (classification) or Wilcoxon on absolute errors (regression) over the pairs;
+    `scores`: (champion's, challenger's) positive-class probabilities (ROC AUC, the live check)."""
     y = np.asarray(actual)
     a, s = np.asarray(champion_predicted), np.asarray(challenger_predicted)
     if task == "regression":
@@ -164,7 +164,7 @@ def paired_test(
         values = [float(v) if np.isfinite(v) else None for v in found]
     else:
         values = [_metric(task, metric, y, x) if len(y) else None for x in (a, s)]
-    refused = checks.degenerate_reasons(task, y, s) if len(y) else []
+    refused = checks.live_degenerate_reasons(task, y, s, scores and scores[1], positive)
     return PairedTest(champion, challenger, len(y), test, p, values[0], values[1], b, c, refused)
 
 

@@ -155,3 +155,26 @@ def test_live_comparison_reads_each_sides_probabilities() -> None:
     assert (paired["champion_wins"], paired["challenger_wins"]) == (3, 0)
     rows = experiment.live_metric("1", "binary", "roc_auc", actual, actual)  # no scores
     assert rows.value is None and rows.rows == 4
+
+
+def test_live_degenerate_check_reads_the_challengers_probabilities() -> None:
+    # The gate's hand case on a window's 40 labelled pairs: the challenger ranks every churner
+    # above every other customer, and its answers' kappa is 0.1 (one-sided p = 0.26).
+    y = np.r_[np.ones(20, int), np.zeros(20, int)]
+    answers = np.r_[np.ones(11, int), np.zeros(9, int), np.ones(9, int), np.zeros(11, int)]
+    scores = np.r_[np.linspace(0.6, 0.99, 20), np.linspace(0.01, 0.4, 20)]
+    champion = 1 - y  # always wrong: every pair the challenger gets right is a win
+    without = experiment.paired_test("1", "2", "binary", "accuracy", y, champion, answers)
+    assert without.challenger_degenerate == [
+        "no skill: Cohen's kappa 0.10 is not above 0 (one-sided p = 0.26 >= 0.01)"
+    ]
+    pair = (np.full(40, 0.5), scores)
+    found = experiment.paired_test(
+        "1", "2", "binary", "accuracy", y, champion, answers, pair, y == 1
+    )
+    assert found.challenger_degenerate == []  # ROC AUC 1 shows the skill, kappa is above 0
+    # A positive mask that disagrees with the labels' own order: the scores are not used.
+    flipped = experiment.paired_test(
+        "1", "2", "binary", "accuracy", y, champion, answers, pair, y == 0
+    )
+    assert flipped.challenger_degenerate == without.challenger_degenerate
