@@ -21,7 +21,8 @@ import numpy as np
 from lifecycle.core.settings import Settings, Task
 from lifecycle.decisions import experiment
 from lifecycle.decisions.live_test import LiveExperiment, summary
-from reporting.drift import label_keys
+from lifecycle.model.roc_auc import positive_scores
+from reporting.drift import positive_mask
 from reporting.window import LivePairs
 
 
@@ -38,21 +39,19 @@ def compare_pairs(
     answered: dict[str, _Rows] = defaultdict(_Rows)
     paired_rows: dict[str, _Rows] = defaultdict(_Rows)  # challenger version -> its pairs
     key = str(classes[1]) if task == "binary" and len(classes) == 2 else None
-    rows = () if pairs is None else zip(*_columns(pairs), strict=True)
-    for actual, prediction, version, shadow, proba in rows:
-        score = _score(proba, key)
+    rows = () if pairs is None else zip(*_columns(pairs, key), strict=True)
+    for actual, prediction, version, shadow, score, theirs in rows:
         answered[version].add(actual, prediction, score)
         if not shadow:
             continue
-        other, theirs = str(shadow["model_version"]), _score(shadow.get("probabilities"), key)
+        other = str(shadow["model_version"])
         if version == champion:
             paired_rows[other].add(actual, prediction, score, shadow["prediction"], theirs)
         elif other == champion:  # a canary request answered by the challenger
             paired_rows[version].add(actual, shadow["prediction"], theirs, prediction, score)
-    positive = label_keys([classes[1]])[0] if key is not None else None
 
-    def is_positive(rows: _Rows) -> np.ndarray:
-        return label_keys(rows.actual) == positive
+    def is_positive(rows: _Rows) -> np.ndarray | None:
+        return positive_mask(rows.actual, classes) if key is not None else None
 
     live = {
         version: experiment.live_metric(
@@ -98,16 +97,14 @@ class _Rows:
         self.second_scores.append(np.nan if other is None else other)
 
 
-def _columns(pairs: LivePairs) -> tuple:
-    logged = pairs.probabilities
-    logged = [None] * len(pairs) if logged is None else logged
-    return pairs.actual, pairs.predicted, pairs.versions, pairs.shadows, logged
-
-
-def _score(probabilities: Any, key: str | None) -> float:
-    if key is None or not isinstance(probabilities, dict) or key not in probabilities:
-        return np.nan
-    return float(probabilities[key])
+def _columns(pairs: LivePairs, key: str | None) -> tuple:
+    """The pairs' columns, with the answer's and the shadow's positive-class probability (NaN
+    where none was logged, and everywhere without a positive class)."""
+    n = len(pairs)
+    logged = [None] * n if pairs.probabilities is None or key is None else pairs.probabilities
+    shadowed = [s.get("probabilities") if s and key is not None else None for s in pairs.shadows]
+    scores, theirs = positive_scores(logged, key or ""), positive_scores(shadowed, key or "")
+    return pairs.actual, pairs.predicted, pairs.versions, pairs.shadows, scores, theirs
 
 
 def describe(comparison: dict[str, Any]) -> list[str]:

@@ -52,6 +52,11 @@ def label_keys(values: Any) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
+def positive_mask(actual: Any, classes: Any) -> np.ndarray:
+    """Which labels are a binary model's positive class (its second), compared as label keys."""
+    return label_keys(actual) == label_keys([classes[1]])[0]
+
+
 def live_metrics(spec: FeatureSpec, actual: Any, predicted: Any) -> dict[str, float]:
     """Quality of the served predictions against the labels that arrived (no probabilities,
     so accuracy and F1 for classifiers, RMSE / MAE / R² for regression)."""

@@ -17,7 +17,7 @@ import pandas as pd
 
 from lifecycle.model.predictor import FeatureSpec
 from lifecycle.model.roc_auc import positive_scores, roc_auc_interval
-from reporting.drift import label_keys, live_metrics
+from reporting.drift import label_keys, live_metrics, positive_mask
 
 CONFIDENCE = 0.95
 CLASSIFICATION_RESAMPLES = 2000
@@ -51,9 +51,8 @@ def live_metrics_with_intervals(
 def live_roc_auc(spec: FeatureSpec, actual: Any, probabilities: Any) -> tuple[float, float, float]:
     """(ROC AUC, low, high) of a binary model on the labelled rows with logged probabilities;
     NaNs when fewer than one row of each class has them."""
-    positive = str(spec.classes[1])
-    is_positive = label_keys(actual) == label_keys([spec.classes[1]])[0]
-    return roc_auc_interval(is_positive, positive_scores(probabilities, positive))
+    scores = positive_scores(probabilities, str(spec.classes[1]))
+    return roc_auc_interval(positive_mask(actual, spec.classes), scores)
 
 
 def confusion_matrix(spec: FeatureSpec, actual: Any, predicted: Any) -> np.ndarray:
